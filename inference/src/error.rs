@@ -1,0 +1,144 @@
+//! The error type of the `inference` crate.
+
+use std::path::PathBuf;
+
+use crate::BackendKind;
+
+/// Boxed error from a backend, kept as the source of our own variants.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model file could not be read.
+    #[error("failed to read model file `{path}`")]
+    Io {
+        /// The file that was read.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes are not an ONNX model (truncated, not protobuf, or no graph).
+    #[error("not a valid ONNX model: {reason}")]
+    InvalidModel {
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// The model is well formed but uses something a backend cannot run.
+    #[error("the {backend} backend cannot load this model: {reason}")]
+    Unsupported {
+        /// The backend that refused.
+        backend: BackendKind,
+        /// What it refused, in the backend's words.
+        reason: String,
+        /// The backend's error.
+        #[source]
+        source: Option<BackendError>,
+    },
+    /// A graph input or output has an element type the platform does not serve.
+    #[error("{direction} `{name}` has element type {type_name}, which is not supported")]
+    UnsupportedElementType {
+        /// `input` or `output`.
+        direction: &'static str,
+        /// The tensor name.
+        name: String,
+        /// The ONNX type name.
+        type_name: String,
+    },
+    /// ONNX Runtime could not be found or loaded.
+    #[error("ONNX Runtime is not available: {reason}")]
+    OrtUnavailable {
+        /// What went wrong and what to do.
+        reason: String,
+    },
+    /// An input was given that the model does not have.
+    #[error("model has no input named `{name}`; its inputs are {known}")]
+    UnknownInput {
+        /// The name given.
+        name: String,
+        /// The model's inputs, listed.
+        known: String,
+    },
+    /// An output was asked for that the model does not have.
+    #[error("model has no output named `{name}`; its outputs are {known}")]
+    UnknownOutput {
+        /// The name given.
+        name: String,
+        /// The model's outputs, listed.
+        known: String,
+    },
+    /// A required input was not given.
+    #[error("missing input `{name}` ({expected})")]
+    MissingInput {
+        /// The input's name.
+        name: String,
+        /// Its expected type and shape.
+        expected: String,
+    },
+    /// An input was given twice.
+    #[error("input `{name}` was given more than once")]
+    DuplicateInput {
+        /// The input's name.
+        name: String,
+    },
+    /// An input's element type or shape does not match the model.
+    #[error("input `{input}`: expected {expected}, got {got}")]
+    InputMismatch {
+        /// The input's name.
+        input: String,
+        /// What the model declares, e.g. `float32[N, 64]`.
+        expected: String,
+        /// What was given, e.g. `int64[1, 64]`.
+        got: String,
+    },
+    /// Data length does not match a shape.
+    #[error("shape {shape:?} holds {expected} elements, but {given} were given")]
+    DataLength {
+        /// The shape.
+        shape: Vec<usize>,
+        /// Elements the shape holds.
+        expected: usize,
+        /// Elements given.
+        given: usize,
+    },
+    /// The backend failed while running the model.
+    #[error("the {backend} backend failed to run the model: {reason}")]
+    Run {
+        /// The backend.
+        backend: BackendKind,
+        /// The backend's message.
+        reason: String,
+    },
+    /// The backend returned something other than a supported dense tensor.
+    #[error("output `{name}` could not be read: {reason}")]
+    Output {
+        /// The output's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Self::InvalidModel {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Renders an error and its sources on one line, the way `{:#}` does for `anyhow`.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}

@@ -1,0 +1,49 @@
+//! Backend-neutral ONNX execution: the one door to running a model on the platform.
+//!
+//! A [`Model`] is loaded from bytes or a file onto one of two backends:
+//!
+//! - **tract** ([`BackendKind::Tract`], the default): pure Rust, always available;
+//! - **ONNX Runtime** ([`BackendKind::Ort`]): loaded at run time from a shared library named
+//!   by [`LoadOptions::ort_library`] or the `ORT_DYLIB_PATH` environment variable. When the
+//!   library is missing or too old (older than 1.31), loading on `ort` is an
+//!   [`Error::OrtUnavailable`] and tract keeps working.
+//!
+//! Every model exposes its [`ModelMetadata`] (inputs and outputs with symbolic dimensions,
+//! opset, producer, size, sha256). Inputs are checked against it before a backend sees them,
+//! so a wrong type or shape names the input, the expected and the given type and shape.
+//! One loaded model serves many threads at once; ONNX Runtime sessions are pooled.
+//!
+//! ```no_run
+//! use inference::{LoadOptions, Model, Tensor};
+//!
+//! # fn main() -> Result<(), inference::Error> {
+//! let model = Model::load_file("models/digits_mlp.onnx", &LoadOptions::default())?;
+//! let pixels = Tensor::from_shape_vec(&[1, 64], vec![0.0f32; 64])?;
+//! let outputs = model.run_select([("input", pixels)], &["logits"])?;
+//! let logits = outputs.get("logits").and_then(|t| t.as_array::<f32>()).unwrap();
+//! println!("{logits}");
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod backend;
+mod error;
+mod metadata;
+mod model;
+mod options;
+mod tensor;
+mod tensor_proto;
+
+pub use backend::ort::ORT_DYLIB_ENV;
+pub use backend::{Backend, BackendKind, OrtBackend, OrtRuntime, TractBackend, UnknownBackend};
+pub use error::{BackendError, Error};
+pub use metadata::{Dim, ModelMetadata, Opset, TensorInfo};
+pub use model::{describe, Model, Outputs};
+pub use options::LoadOptions;
+pub use tensor::{onnx_type_name, Element, ElementType, Tensor};
+pub use tensor_proto::{decode_tensor_proto, NamedTensor};
+
+/// Re-exported so callers build tensors with the same `ndarray` and `half` versions.
+pub use half;
+pub use ndarray;

@@ -1,0 +1,312 @@
+//! What a model declares: its inputs and outputs, opset and producer, read from the ONNX protobuf.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tract_onnx::pb;
+
+use crate::error::Error;
+use crate::tensor::{onnx_type_name, ElementType};
+
+/// One dimension of a declared shape.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Dim {
+    /// A fixed size.
+    Fixed(usize),
+    /// A named size, fixed per call, such as the batch dimension `N`.
+    Symbolic(String),
+    /// A size the model leaves open.
+    Unknown,
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) => f.write_str(s),
+            Dim::Unknown => f.write_str("?"),
+        }
+    }
+}
+
+/// A graph input or output: its name, element type and shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// The tensor name in the graph.
+    pub name: String,
+    /// The element type.
+    pub element_type: ElementType,
+    /// The declared shape; `None` when the model does not declare a rank.
+    pub shape: Option<Vec<Dim>>,
+}
+
+impl TensorInfo {
+    /// The shape with `-1` for every dimension that is not fixed, as OIP v2 reports it.
+    pub fn shape_with_wildcards(&self) -> Option<Vec<i64>> {
+        self.shape.as_ref().map(|dims| {
+            dims.iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => *n as i64,
+                    _ => -1,
+                })
+                .collect()
+        })
+    }
+}
+
+impl fmt::Display for TensorInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.element_type)?;
+        match &self.shape {
+            None => f.write_str("[*]"),
+            Some(dims) => {
+                f.write_str("[")?;
+                for (i, d) in dims.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{d}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// An operator set the model imports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opset {
+    /// The domain; empty for the default `ai.onnx` domain.
+    pub domain: String,
+    /// The version.
+    pub version: i64,
+}
+
+/// Everything a caller may want to know about a model before running it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelMetadata {
+    /// The graph name.
+    pub graph_name: String,
+    /// Inputs to feed, in graph order (initializers that double as inputs are left out).
+    pub inputs: Vec<TensorInfo>,
+    /// Outputs, in graph order.
+    pub outputs: Vec<TensorInfo>,
+    /// Imported operator sets.
+    pub opsets: Vec<Opset>,
+    /// ONNX IR version.
+    pub ir_version: i64,
+    /// Producer name, e.g. `pytorch` or `onnxruntime.quantize`.
+    pub producer_name: String,
+    /// Producer version.
+    pub producer_version: String,
+    /// The model's own version number.
+    pub model_version: i64,
+    /// The doc string.
+    pub doc_string: String,
+    /// Operator types used in the main graph, sorted, each once.
+    pub operators: Vec<String>,
+    /// Number of initializers (weights).
+    pub initializer_count: usize,
+    /// Size of the model file in bytes.
+    pub byte_size: usize,
+    /// Lowercase hex SHA-256 of the model bytes.
+    pub sha256: String,
+}
+
+impl ModelMetadata {
+    /// The version of the default (`ai.onnx`) operator set, if imported.
+    pub fn opset(&self) -> Option<i64> {
+        self.opsets
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map(|o| o.version)
+    }
+
+    /// Looks an input up by name.
+    pub fn input(&self, name: &str) -> Option<&TensorInfo> {
+        self.inputs.iter().find(|i| i.name == name)
+    }
+
+    /// Looks an output up by name.
+    pub fn output(&self, name: &str) -> Option<&TensorInfo> {
+        self.outputs.iter().find(|o| o.name == name)
+    }
+}
+
+/// Decodes model bytes and checks what both backends need: a graph, typed tensor inputs and
+/// outputs, and nodes whose inputs are all defined.
+pub(crate) fn parse(bytes: &[u8]) -> Result<(pb::ModelProto, ModelMetadata), Error> {
+    if bytes.is_empty() {
+        return Err(Error::invalid("the model is empty (0 bytes)"));
+    }
+    let proto = pb::ModelProto::decode(bytes).map_err(|e| {
+        Error::invalid(format!(
+            "protobuf decoding failed ({e}); is the file truncated or not ONNX?"
+        ))
+    })?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::invalid("the model has no graph; is this an ONNX model file?"))?;
+    if graph.node.is_empty() && graph.output.is_empty() {
+        return Err(Error::invalid("the graph has no nodes and no outputs"));
+    }
+    check_references(graph)?;
+
+    let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs = graph
+        .input
+        .iter()
+        .filter(|vi| !initializers.contains(vi.name.as_str()))
+        .map(|vi| tensor_info(vi, "input"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = graph
+        .output
+        .iter()
+        .map(|vi| tensor_info(vi, "output"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut operators: Vec<String> = graph.node.iter().map(|n| qualified_op(n)).collect();
+    operators.sort();
+    operators.dedup();
+
+    let metadata = ModelMetadata {
+        graph_name: graph.name.clone(),
+        inputs,
+        outputs,
+        opsets: proto
+            .opset_import
+            .iter()
+            .map(|o| Opset {
+                domain: o.domain.clone(),
+                version: o.version,
+            })
+            .collect(),
+        ir_version: proto.ir_version,
+        producer_name: proto.producer_name.clone(),
+        producer_version: proto.producer_version.clone(),
+        model_version: proto.model_version,
+        doc_string: proto.doc_string.clone(),
+        operators,
+        initializer_count: graph.initializer.len(),
+        byte_size: bytes.len(),
+        sha256: hex::encode(Sha256::digest(bytes)),
+    };
+    Ok((proto, metadata))
+}
+
+fn qualified_op(node: &pb::NodeProto) -> String {
+    if node.domain.is_empty() || node.domain == "ai.onnx" {
+        node.op_type.clone()
+    } else {
+        format!("{}.{}", node.domain, node.op_type)
+    }
+}
+
+/// Every node input must be a graph input, an initializer or an earlier node's output, so that a
+/// model missing an initializer is refused with the name of what is missing.
+fn check_references(graph: &pb::GraphProto) -> Result<(), Error> {
+    let mut defined: HashSet<&str> = graph.input.iter().map(|v| v.name.as_str()).collect();
+    defined.extend(graph.initializer.iter().map(|t| t.name.as_str()));
+    defined.extend(
+        graph
+            .sparse_initializer
+            .iter()
+            .filter_map(|s| s.values.as_ref().map(|v| v.name.as_str())),
+    );
+    // Nodes may be listed in any order by a sloppy exporter: collect all outputs first.
+    defined.extend(
+        graph
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().map(String::as_str)),
+    );
+    for node in &graph.node {
+        for input in &node.input {
+            if !input.is_empty() && !defined.contains(input.as_str()) {
+                let node_name = if node.name.is_empty() {
+                    "<unnamed>"
+                } else {
+                    &node.name
+                };
+                return Err(Error::invalid(format!(
+                    "node `{node_name}` ({}) reads `{input}`, which is not a graph input, an initializer or a node output (missing initializer?)",
+                    node.op_type
+                )));
+            }
+        }
+    }
+    for output in &graph.output {
+        if !defined.contains(output.name.as_str()) {
+            return Err(Error::invalid(format!(
+                "graph output `{}` is not produced by any node",
+                output.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn tensor_info(vi: &pb::ValueInfoProto, direction: &'static str) -> Result<TensorInfo, Error> {
+    use pb::tensor_shape_proto::dimension::Value;
+    let tensor = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => t,
+        None => {
+            return Err(Error::UnsupportedElementType {
+                direction,
+                name: vi.name.clone(),
+                type_name: "a non-tensor type (sequence, map or optional)".to_owned(),
+            })
+        }
+    };
+    let element_type = ElementType::from_onnx_code(tensor.elem_type).ok_or_else(|| {
+        Error::UnsupportedElementType {
+            direction,
+            name: vi.name.clone(),
+            type_name: onnx_type_name(tensor.elem_type),
+        }
+    })?;
+    let shape = tensor.shape.as_ref().map(|s| {
+        s.dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as usize),
+                Some(Value::DimParam(p)) if !p.is_empty() => Dim::Symbolic(p.clone()),
+                _ => Dim::Unknown,
+            })
+            .collect()
+    });
+    Ok(TensorInfo {
+        name: vi.name.clone(),
+        element_type,
+        shape,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_and_empty_bytes_are_invalid_models() {
+        assert!(matches!(parse(&[]), Err(Error::InvalidModel { .. })));
+        let err = parse(&[0xff, 0xff, 0xff, 0x07, 0x01]).unwrap_err();
+        assert!(err.to_string().contains("not a valid ONNX model"), "{err}");
+    }
+
+    #[test]
+    fn display_uses_symbols_and_question_marks() {
+        let info = TensorInfo {
+            name: "x".into(),
+            element_type: ElementType::F32,
+            shape: Some(vec![
+                Dim::Symbolic("N".into()),
+                Dim::Fixed(64),
+                Dim::Unknown,
+            ]),
+        };
+        assert_eq!(info.to_string(), "float32[N, 64, ?]");
+        assert_eq!(info.shape_with_wildcards(), Some(vec![-1, 64, -1]));
+    }
+}

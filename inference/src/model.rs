@@ -1,0 +1,244 @@
+//! [`Model`]: a loaded model, its metadata, and checked runs.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::{Backend, BackendKind, OrtBackend, TractBackend};
+use crate::error::Error;
+use crate::metadata::{self, Dim, ModelMetadata, TensorInfo};
+use crate::options::LoadOptions;
+use crate::tensor::Tensor;
+
+/// A model loaded on one backend. Cheap to share: wrap it in an `Arc` and call [`Model::run`]
+/// from as many threads as you like.
+#[derive(Debug)]
+pub struct Model {
+    metadata: ModelMetadata,
+    backend: Box<dyn Backend>,
+}
+
+/// Named output tensors, in the order they were asked for.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outputs(Vec<(String, Tensor)>);
+
+impl Outputs {
+    /// The output with this name.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// Removes and returns the output with this name.
+    pub fn take(&mut self, name: &str) -> Option<Tensor> {
+        let i = self.0.iter().position(|(n, _)| n == name)?;
+        Some(self.0.remove(i).1)
+    }
+
+    /// Iterates over `(name, tensor)` pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.0.iter().map(|(n, t)| (n.as_str(), t))
+    }
+
+    /// Number of outputs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl IntoIterator for Outputs {
+    type Item = (String, Tensor);
+    type IntoIter = std::vec::IntoIter<(String, Tensor)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl Model {
+    /// Loads a model from ONNX bytes on the backend the options name.
+    ///
+    /// Malformed bytes, a graph that reads an undefined tensor, an input or output of an
+    /// unsupported type, and operators the backend lacks are all errors that say what is wrong.
+    pub fn load(bytes: impl Into<Arc<[u8]>>, options: &LoadOptions) -> Result<Self, Error> {
+        let bytes: Arc<[u8]> = bytes.into();
+        let (proto, metadata) = metadata::parse(&bytes)?;
+        let backend: Box<dyn Backend> = match options.backend {
+            BackendKind::Tract => Box::new(TractBackend::load(&proto, &metadata)?),
+            BackendKind::Ort => Box::new(OrtBackend::load(bytes, &metadata, options)?),
+        };
+        tracing::debug!(
+            backend = %options.backend,
+            sha256 = %metadata.sha256,
+            inputs = metadata.inputs.len(),
+            outputs = metadata.outputs.len(),
+            "model loaded"
+        );
+        Ok(Self { metadata, backend })
+    }
+
+    /// Reads and loads a model file.
+    pub fn load_file(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::load(bytes, options)
+    }
+
+    /// Reads a model's metadata without loading it on any backend.
+    pub fn inspect(bytes: &[u8]) -> Result<ModelMetadata, Error> {
+        metadata::parse(bytes).map(|(_, m)| m)
+    }
+
+    /// What the model declares.
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
+    }
+
+    /// The backend running it.
+    pub fn backend(&self) -> BackendKind {
+        self.backend.kind()
+    }
+
+    /// Runs the model and returns every output.
+    pub fn run<N: Into<String>>(
+        &self,
+        inputs: impl IntoIterator<Item = (N, Tensor)>,
+    ) -> Result<Outputs, Error> {
+        let all: Vec<usize> = (0..self.metadata.outputs.len()).collect();
+        self.run_indices(inputs, &all)
+    }
+
+    /// Runs the model and returns only the named outputs, in the order given.
+    pub fn run_select<N: Into<String>>(
+        &self,
+        inputs: impl IntoIterator<Item = (N, Tensor)>,
+        outputs: &[&str],
+    ) -> Result<Outputs, Error> {
+        let indices = outputs
+            .iter()
+            .map(|name| {
+                self.metadata
+                    .outputs
+                    .iter()
+                    .position(|o| o.name == *name)
+                    .ok_or_else(|| Error::UnknownOutput {
+                        name: (*name).to_owned(),
+                        known: list_names(&self.metadata.outputs),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.run_indices(inputs, &indices)
+    }
+
+    fn run_indices<N: Into<String>>(
+        &self,
+        inputs: impl IntoIterator<Item = (N, Tensor)>,
+        outputs: &[usize],
+    ) -> Result<Outputs, Error> {
+        let ordered = self.check_inputs(inputs.into_iter().map(|(n, t)| (n.into(), t)))?;
+        let tensors = self.backend.run(ordered, outputs)?;
+        Ok(Outputs(
+            outputs
+                .iter()
+                .map(|&i| self.metadata.outputs[i].name.clone())
+                .zip(tensors)
+                .collect(),
+        ))
+    }
+
+    /// Matches named inputs to the declared ones and checks element types, ranks, fixed
+    /// dimensions, and that a symbolic dimension has one size across all inputs.
+    fn check_inputs(
+        &self,
+        inputs: impl Iterator<Item = (String, Tensor)>,
+    ) -> Result<Vec<Tensor>, Error> {
+        let declared = &self.metadata.inputs;
+        let mut slots: Vec<Option<Tensor>> = vec![None; declared.len()];
+        for (name, tensor) in inputs {
+            let i = declared
+                .iter()
+                .position(|d| d.name == name)
+                .ok_or_else(|| Error::UnknownInput {
+                    name: name.clone(),
+                    known: list_names(declared),
+                })?;
+            if slots[i].is_some() {
+                return Err(Error::DuplicateInput { name });
+            }
+            slots[i] = Some(tensor);
+        }
+        let mut symbols: HashMap<&str, (usize, &str)> = HashMap::new();
+        let mut ordered = Vec::with_capacity(declared.len());
+        for (info, slot) in declared.iter().zip(slots) {
+            let tensor = slot.ok_or_else(|| Error::MissingInput {
+                name: info.name.clone(),
+                expected: info.to_string(),
+            })?;
+            check_one(info, &tensor, &mut symbols)?;
+            ordered.push(tensor);
+        }
+        Ok(ordered)
+    }
+}
+
+fn check_one<'a>(
+    info: &'a TensorInfo,
+    tensor: &Tensor,
+    symbols: &mut HashMap<&'a str, (usize, &'a str)>,
+) -> Result<(), Error> {
+    let mismatch = |note: String| Error::InputMismatch {
+        input: info.name.clone(),
+        expected: format!("{info}{note}"),
+        got: describe(tensor),
+    };
+    if tensor.element_type() != info.element_type {
+        return Err(mismatch(String::new()));
+    }
+    let Some(dims) = &info.shape else {
+        return Ok(());
+    };
+    let shape = tensor.shape();
+    if dims.len() != shape.len() {
+        return Err(mismatch(format!(" (rank {})", dims.len())));
+    }
+    for (dim, &size) in dims.iter().zip(shape) {
+        match dim {
+            Dim::Fixed(n) if *n != size => return Err(mismatch(String::new())),
+            Dim::Symbolic(s) => match symbols.get(s.as_str()) {
+                Some(&(bound, by)) if bound != size => {
+                    return Err(mismatch(format!(
+                        " with {s} = {bound}, as input `{by}` sets it"
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    symbols.insert(s, (size, &info.name));
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Describes a tensor as `type[d0, d1, ...]`.
+pub fn describe(tensor: &Tensor) -> String {
+    let dims: Vec<String> = tensor.shape().iter().map(usize::to_string).collect();
+    format!("{}[{}]", tensor.element_type(), dims.join(", "))
+}
+
+fn list_names(infos: &[TensorInfo]) -> String {
+    let names: Vec<String> = infos.iter().map(|i| format!("`{}`", i.name)).collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}

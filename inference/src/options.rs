@@ -1,0 +1,59 @@
+//! How a model is loaded: which backend, how many threads, where ONNX Runtime lives.
+
+use std::path::PathBuf;
+
+use crate::BackendKind;
+
+/// Options for [`crate::Model::load`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The engine to run the model on. Default: tract.
+    pub backend: BackendKind,
+    /// Threads one call may use inside an operator (ONNX Runtime only; tract runs a call on the
+    /// calling thread). Default: 1, which suits serving many concurrent calls.
+    pub intra_op_threads: usize,
+    /// How many calls may run at once. For ONNX Runtime this is the size of the session pool;
+    /// further callers wait for a session. Default: the number of CPUs.
+    pub max_concurrency: usize,
+    /// Path of the ONNX Runtime shared library; when `None`, `ORT_DYLIB_PATH` is read.
+    pub ort_library: Option<PathBuf>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Tract,
+            intra_op_threads: 1,
+            max_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ort_library: None,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Default options for the given backend.
+    pub fn new(backend: BackendKind) -> Self {
+        Self {
+            backend,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the threads per call.
+    pub fn with_intra_op_threads(mut self, threads: usize) -> Self {
+        self.intra_op_threads = threads.max(1);
+        self
+    }
+
+    /// Sets how many calls may run at once.
+    pub fn with_max_concurrency(mut self, calls: usize) -> Self {
+        self.max_concurrency = calls.max(1);
+        self
+    }
+
+    /// Sets the ONNX Runtime library path.
+    pub fn with_ort_library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ort_library = Some(path.into());
+        self
+    }
+}

@@ -1,0 +1,372 @@
+//! Typed tensors: one variant per ONNX element type the platform serves.
+
+use std::fmt;
+
+use half::f16;
+use ndarray::{ArrayD, IxDyn};
+
+use crate::error::Error;
+
+/// Invokes `$m!(Variant, rust_type, "DISPLAY_NAME", onnx_code)` once per supported element type.
+///
+/// The ONNX codes are `TensorProto.DataType` values.
+macro_rules! for_each_element_type {
+    ($m:ident) => {
+        $m!(F16, f16, "float16", 10);
+        $m!(F32, f32, "float32", 1);
+        $m!(F64, f64, "float64", 11);
+        $m!(I8, i8, "int8", 3);
+        $m!(I16, i16, "int16", 5);
+        $m!(I32, i32, "int32", 6);
+        $m!(I64, i64, "int64", 7);
+        $m!(U8, u8, "uint8", 2);
+        $m!(U16, u16, "uint16", 4);
+        $m!(U32, u32, "uint32", 12);
+        $m!(U64, u64, "uint64", 13);
+        $m!(Bool, bool, "bool", 9);
+        $m!(String, String, "string", 8);
+    };
+}
+
+/// The element type of a tensor, named as ONNX names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ElementType {
+    /// IEEE 754 half precision (`float16`).
+    F16,
+    /// IEEE 754 single precision (`float`).
+    F32,
+    /// IEEE 754 double precision (`double`).
+    F64,
+    /// Signed 8-bit integer.
+    I8,
+    /// Signed 16-bit integer.
+    I16,
+    /// Signed 32-bit integer.
+    I32,
+    /// Signed 64-bit integer.
+    I64,
+    /// Unsigned 8-bit integer.
+    U8,
+    /// Unsigned 16-bit integer.
+    U16,
+    /// Unsigned 32-bit integer.
+    U32,
+    /// Unsigned 64-bit integer.
+    U64,
+    /// Boolean.
+    Bool,
+    /// UTF-8 string.
+    String,
+}
+
+impl ElementType {
+    /// Every supported element type.
+    pub const ALL: [ElementType; 13] = [
+        Self::F16,
+        Self::F32,
+        Self::F64,
+        Self::I8,
+        Self::I16,
+        Self::I32,
+        Self::I64,
+        Self::U8,
+        Self::U16,
+        Self::U32,
+        Self::U64,
+        Self::Bool,
+        Self::String,
+    ];
+
+    /// The `TensorProto.DataType` code of this type.
+    pub fn onnx_code(self) -> i32 {
+        macro_rules! code {
+            ($v:ident, $t:ty, $n:literal, $c:literal) => {
+                if self == Self::$v {
+                    return $c;
+                }
+            };
+        }
+        for_each_element_type!(code);
+        unreachable!("every element type has a code")
+    }
+
+    /// The element type for a `TensorProto.DataType` code, if the platform supports it.
+    pub fn from_onnx_code(code: i32) -> Option<Self> {
+        macro_rules! from_code {
+            ($v:ident, $t:ty, $n:literal, $c:literal) => {
+                if code == $c {
+                    return Some(Self::$v);
+                }
+            };
+        }
+        for_each_element_type!(from_code);
+        None
+    }
+
+    /// The lowercase name, as numpy and ONNX spell it (`float32`, `int64`, `string`, ...).
+    pub fn name(self) -> &'static str {
+        macro_rules! name {
+            ($v:ident, $t:ty, $n:literal, $c:literal) => {
+                if self == Self::$v {
+                    return $n;
+                }
+            };
+        }
+        for_each_element_type!(name);
+        unreachable!("every element type has a name")
+    }
+
+    /// Size of one element in bytes; `None` for strings.
+    pub fn byte_size(self) -> Option<usize> {
+        match self {
+            Self::String => None,
+            Self::Bool | Self::I8 | Self::U8 => Some(1),
+            Self::F16 | Self::I16 | Self::U16 => Some(2),
+            Self::F32 | Self::I32 | Self::U32 => Some(4),
+            Self::F64 | Self::I64 | Self::U64 => Some(8),
+        }
+    }
+}
+
+/// Names the ONNX element types the platform does not serve, for error messages.
+pub fn onnx_type_name(code: i32) -> String {
+    match ElementType::from_onnx_code(code) {
+        Some(t) => t.name().to_owned(),
+        None => match code {
+            0 => "undefined".to_owned(),
+            14 => "complex64".to_owned(),
+            15 => "complex128".to_owned(),
+            16 => "bfloat16".to_owned(),
+            17..=20 => "float8".to_owned(),
+            21 => "uint4".to_owned(),
+            22 => "int4".to_owned(),
+            23 => "float4e2m1".to_owned(),
+            other => format!("data type {other}"),
+        },
+    }
+}
+
+impl fmt::Display for ElementType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A dense tensor of one of the supported element types, in row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tensor {
+    /// `float16` data.
+    F16(ArrayD<f16>),
+    /// `float32` data.
+    F32(ArrayD<f32>),
+    /// `float64` data.
+    F64(ArrayD<f64>),
+    /// `int8` data.
+    I8(ArrayD<i8>),
+    /// `int16` data.
+    I16(ArrayD<i16>),
+    /// `int32` data.
+    I32(ArrayD<i32>),
+    /// `int64` data.
+    I64(ArrayD<i64>),
+    /// `uint8` data.
+    U8(ArrayD<u8>),
+    /// `uint16` data.
+    U16(ArrayD<u16>),
+    /// `uint32` data.
+    U32(ArrayD<u32>),
+    /// `uint64` data.
+    U64(ArrayD<u64>),
+    /// `bool` data.
+    Bool(ArrayD<bool>),
+    /// `string` data.
+    String(ArrayD<String>),
+}
+
+/// Applies `$body` to the array inside any variant of a [`Tensor`], binding it to `$a`.
+macro_rules! with_array {
+    ($tensor:expr, $a:ident => $body:expr) => {
+        match $tensor {
+            $crate::tensor::Tensor::F16($a) => $body,
+            $crate::tensor::Tensor::F32($a) => $body,
+            $crate::tensor::Tensor::F64($a) => $body,
+            $crate::tensor::Tensor::I8($a) => $body,
+            $crate::tensor::Tensor::I16($a) => $body,
+            $crate::tensor::Tensor::I32($a) => $body,
+            $crate::tensor::Tensor::I64($a) => $body,
+            $crate::tensor::Tensor::U8($a) => $body,
+            $crate::tensor::Tensor::U16($a) => $body,
+            $crate::tensor::Tensor::U32($a) => $body,
+            $crate::tensor::Tensor::U64($a) => $body,
+            $crate::tensor::Tensor::Bool($a) => $body,
+            $crate::tensor::Tensor::String($a) => $body,
+        }
+    };
+}
+pub(crate) use with_array;
+
+impl Tensor {
+    /// The element type.
+    pub fn element_type(&self) -> ElementType {
+        macro_rules! ty {
+            ($v:ident, $t:ty, $n:literal, $c:literal) => {
+                if let Self::$v(_) = self {
+                    return ElementType::$v;
+                }
+            };
+        }
+        for_each_element_type!(ty);
+        unreachable!("every variant has an element type")
+    }
+
+    /// The shape, one entry per axis.
+    pub fn shape(&self) -> &[usize] {
+        with_array!(self, a => a.shape())
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        with_array!(self, a => a.len())
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the element data takes in memory (string bytes for string tensors).
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Self::String(a) => a.iter().map(String::len).sum(),
+            other => other.len() * other.element_type().byte_size().unwrap_or(0),
+        }
+    }
+
+    /// Builds a tensor from a shape and row-major data.
+    pub fn from_shape_vec<T: Element>(shape: &[usize], data: Vec<T>) -> Result<Self, Error> {
+        let given = data.len();
+        ArrayD::from_shape_vec(IxDyn(shape), data)
+            .map(T::into_tensor)
+            .map_err(|_| Error::DataLength {
+                shape: shape.to_vec(),
+                expected: shape.iter().product(),
+                given,
+            })
+    }
+
+    /// Borrows the array if the tensor holds `T`.
+    pub fn as_array<T: Element>(&self) -> Option<&ArrayD<T>> {
+        T::array_ref(self)
+    }
+
+    /// Takes the array if the tensor holds `T`, or gives the tensor back.
+    pub fn into_array<T: Element>(self) -> Result<ArrayD<T>, Tensor> {
+        T::from_tensor(self)
+    }
+
+    /// Returns the same data with a new shape of the same element count.
+    pub fn reshape(self, shape: &[usize]) -> Result<Self, Error> {
+        let expected: usize = shape.iter().product();
+        let given = self.len();
+        if expected != given {
+            return Err(Error::DataLength {
+                shape: shape.to_vec(),
+                expected,
+                given,
+            });
+        }
+        macro_rules! re {
+            ($v:ident, $t:ty, $n:literal, $c:literal) => {
+                if let Self::$v(a) = self {
+                    let data: Vec<$t> = a.into_iter().collect();
+                    return Self::from_shape_vec(shape, data);
+                }
+            };
+        }
+        for_each_element_type!(re);
+        unreachable!("every variant is handled")
+    }
+}
+
+/// A Rust type that is the element of one [`Tensor`] variant.
+pub trait Element: Clone + Sized + 'static {
+    /// The element type this Rust type stands for.
+    const TYPE: ElementType;
+    /// Wraps an array in the matching variant.
+    fn into_tensor(array: ArrayD<Self>) -> Tensor;
+    /// Borrows the array if the variant matches.
+    fn array_ref(tensor: &Tensor) -> Option<&ArrayD<Self>>;
+    /// Unwraps the array if the variant matches.
+    fn from_tensor(tensor: Tensor) -> Result<ArrayD<Self>, Tensor>;
+}
+
+macro_rules! impl_element {
+    ($v:ident, $t:ty, $n:literal, $c:literal) => {
+        impl Element for $t {
+            const TYPE: ElementType = ElementType::$v;
+            fn into_tensor(array: ArrayD<Self>) -> Tensor {
+                Tensor::$v(array)
+            }
+            fn array_ref(tensor: &Tensor) -> Option<&ArrayD<Self>> {
+                match tensor {
+                    Tensor::$v(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn from_tensor(tensor: Tensor) -> Result<ArrayD<Self>, Tensor> {
+                match tensor {
+                    Tensor::$v(a) => Ok(a),
+                    other => Err(other),
+                }
+            }
+        }
+
+        impl From<ArrayD<$t>> for Tensor {
+            fn from(array: ArrayD<$t>) -> Self {
+                Tensor::$v(array)
+            }
+        }
+    };
+}
+for_each_element_type!(impl_element);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_for_every_type() {
+        for t in ElementType::ALL {
+            assert_eq!(ElementType::from_onnx_code(t.onnx_code()), Some(t));
+        }
+        assert_eq!(
+            ElementType::from_onnx_code(16),
+            None,
+            "bfloat16 is not served"
+        );
+        assert_eq!(onnx_type_name(16), "bfloat16");
+    }
+
+    #[test]
+    fn shape_and_length_are_checked() {
+        let t = Tensor::from_shape_vec(&[2, 3], vec![1.0f32; 6]).unwrap();
+        assert_eq!(t.shape(), &[2, 3]);
+        assert_eq!(t.element_type(), ElementType::F32);
+        assert_eq!(t.byte_len(), 24);
+        let err = Tensor::from_shape_vec(&[2, 3], vec![1i64; 5]).unwrap_err();
+        assert!(err.to_string().contains("6"), "{err}");
+        let r = t.reshape(&[3, 2]).unwrap();
+        assert_eq!(r.shape(), &[3, 2]);
+        assert!(r.reshape(&[4]).is_err());
+    }
+
+    #[test]
+    fn typed_access_matches_the_variant() {
+        let t = Tensor::from_shape_vec(&[2], vec!["a".to_owned(), "bc".to_owned()]).unwrap();
+        assert_eq!(t.byte_len(), 3);
+        assert!(t.as_array::<f32>().is_none());
+        assert_eq!(t.as_array::<String>().unwrap()[[1]], "bc");
+        let back = t.into_array::<i8>().unwrap_err();
+        assert_eq!(back.element_type(), ElementType::String);
+    }
+}
