@@ -44,6 +44,9 @@ pub use options::LoadOptions;
 pub use tensor::{onnx_type_name, Element, ElementType, Tensor};
 pub use tensor_proto::{decode_tensor_proto, NamedTensor};
 
-/// Re-exported so callers build tensors with the same `ndarray` and `half` versions.
+pub mod test_support;
+
+/// Re-exported so callers build tensors with the same `half` version.
 pub use half;
+/// Re-exported so callers build tensors with the same `ndarray` version.
 pub use ndarray;

@@ -108,9 +108,17 @@ fn load_runtime(path: &Path) -> Result<OrtRuntime, Error> {
         .with_telemetry(false)
         .build()
         .map_err(|e| unavailable(format!("creating the environment failed: {e}")))?;
+    // The build info names the release branch (`git-branch=rel-1.32.0`); wheels name the file
+    // after the version (`libonnxruntime.so.1.32.0`).
     let version = ort::info()
         .split(|c: char| c == ',' || c.is_whitespace())
         .find_map(|part| part.strip_prefix("git-branch=rel-"))
+        .or_else(|| {
+            path.file_name()?
+                .to_str()?
+                .split_once(".so.")
+                .map(|(_, v)| v)
+        })
         .unwrap_or("unknown")
         .to_owned();
     Ok(OrtRuntime {

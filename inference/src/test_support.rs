@@ -1,0 +1,139 @@
+//! Helpers for tests and benches across the workspace; not part of the serving API.
+//!
+//! They locate the committed sample models, decide whether ONNX Runtime tests run or skip, and
+//! build tiny ONNX graphs without Python.
+
+use std::path::PathBuf;
+
+use prost::Message;
+use tract_onnx::pb;
+
+use crate::ElementType;
+
+/// Set to require ONNX Runtime: its tests then fail instead of skipping. The README's test
+/// command sets it; so does CI (`CI`).
+pub const REQUIRE_ORT_ENV: &str = "EDGE_ML_REQUIRE_ORT";
+
+/// The repository's `models/` folder.
+pub fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("models")
+}
+
+/// Reads a file from `models/`.
+pub fn model_bytes(name: &str) -> Vec<u8> {
+    let path = models_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn required() -> bool {
+    [REQUIRE_ORT_ENV, "CI"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty() && s != "0" && s != "false"))
+}
+
+/// The ONNX Runtime library from `ORT_DYLIB_PATH`, or `None` after printing why the caller
+/// skips. Panics when ONNX Runtime is required (`EDGE_ML_REQUIRE_ORT` or `CI` set) but absent.
+pub fn ort_library(test: &str) -> Option<PathBuf> {
+    match std::env::var_os(crate::ORT_DYLIB_ENV).map(PathBuf::from) {
+        Some(p) if p.is_file() => Some(p),
+        other => {
+            let why = match other {
+                Some(p) => format!("{} = `{}` is not a file", crate::ORT_DYLIB_ENV, p.display()),
+                None => format!("{} is not set", crate::ORT_DYLIB_ENV),
+            };
+            if required() {
+                panic!("{test}: ONNX Runtime is required here but {why}; run scripts/test.sh, which installs it");
+            }
+            eprintln!("skipping {test}: {why} (scripts/test.sh sets it up)");
+            None
+        }
+    }
+}
+
+/// A value info for a tensor of `ty` with the given dims (`None` for a symbolic `N`).
+pub fn value_info(name: &str, ty: ElementType, dims: &[Option<usize>]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    pb::ValueInfoProto {
+        name: name.to_owned(),
+        r#type: Some(pb::TypeProto {
+            denotation: String::new(),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: ty.onnx_code(),
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|d| Dimension {
+                            denotation: String::new(),
+                            value: Some(match d {
+                                Some(n) => Value::DimValue(*n as i64),
+                                None => Value::DimParam("N".to_owned()),
+                            }),
+                        })
+                        .collect(),
+                }),
+            })),
+        }),
+        doc_string: String::new(),
+    }
+}
+
+/// A node of `op` reading `inputs` and writing `outputs`.
+pub fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.to_owned(),
+        name: format!("{op}_0"),
+        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+        output: outputs.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Serializes a model of one graph at opset 17.
+pub fn model(
+    nodes: Vec<pb::NodeProto>,
+    inputs: Vec<pb::ValueInfoProto>,
+    outputs: Vec<pb::ValueInfoProto>,
+    initializers: Vec<pb::TensorProto>,
+) -> Vec<u8> {
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        producer_name: "inference-tests".to_owned(),
+        graph: Some(pb::GraphProto {
+            node: nodes,
+            name: "test".to_owned(),
+            initializer: initializers,
+            input: inputs,
+            output: outputs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// `y = Identity(x)` over a tensor of `ty` shaped `[N, 3]`.
+pub fn identity_model(ty: ElementType) -> Vec<u8> {
+    model(
+        vec![node("Identity", &["x"], &["y"])],
+        vec![value_info("x", ty, &[None, Some(3)])],
+        vec![value_info("y", ty, &[None, Some(3)])],
+        vec![],
+    )
+}
+
+/// A float32 initializer.
+pub fn f32_initializer(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        dims: dims.to_vec(),
+        data_type: ElementType::F32.onnx_code(),
+        float_data: data.to_vec(),
+        name: name.to_owned(),
+        ..Default::default()
+    }
+}
