@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use prost::Message;
+use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use tract_onnx::pb;
 
@@ -21,6 +22,17 @@ pub enum Dim {
     Unknown,
 }
 
+/// Serialized as a number when fixed, the symbol's name when symbolic, and `null` when unknown.
+impl Serialize for Dim {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Dim::Fixed(n) => serializer.serialize_u64(*n as u64),
+            Dim::Symbolic(s) => serializer.serialize_str(s),
+            Dim::Unknown => serializer.serialize_none(),
+        }
+    }
+}
+
 impl fmt::Display for Dim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -32,7 +44,7 @@ impl fmt::Display for Dim {
 }
 
 /// A graph input or output: its name, element type and shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TensorInfo {
     /// The tensor name in the graph.
     pub name: String,
@@ -76,7 +88,7 @@ impl fmt::Display for TensorInfo {
 }
 
 /// An operator set the model imports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Opset {
     /// The domain; empty for the default `ai.onnx` domain.
     pub domain: String,
@@ -85,7 +97,7 @@ pub struct Opset {
 }
 
 /// Everything a caller may want to know about a model before running it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModelMetadata {
     /// The graph name.
     pub graph_name: String,

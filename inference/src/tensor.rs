@@ -146,6 +146,13 @@ pub fn onnx_type_name(code: i32) -> String {
     }
 }
 
+/// Serialized as its lowercase name, e.g. `"float32"`.
+impl serde::Serialize for ElementType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 impl fmt::Display for ElementType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -1,0 +1,83 @@
+//! `model-tools`: inspect and evaluate ONNX models from the shell.
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use inference::{BackendKind, LoadOptions};
+
+/// Inspect and evaluate ONNX models on tract or ONNX Runtime.
+#[derive(Debug, Parser)]
+#[command(name = "model-tools", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a model's inputs, outputs, opset, operators, size and sha256.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Classify a labelled .npz dataset and report accuracy and latency.
+    Eval(cmd::eval::EvalArgs),
+}
+
+/// How to load a model; shared by the subcommands that run one.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Backend")]
+pub struct BackendArgs {
+    /// Run on this engine.
+    ///
+    /// `tract` is pure Rust and always available. `ort` is ONNX Runtime, loaded from
+    /// --ort-library or the ORT_DYLIB_PATH environment variable (1.31 or newer).
+    #[arg(long, default_value = "tract", value_parser = parse_backend)]
+    pub backend: BackendKind,
+    /// Path of libonnxruntime.so for `--backend ort`; defaults to $ORT_DYLIB_PATH.
+    #[arg(long, value_name = "FILE")]
+    pub ort_library: Option<PathBuf>,
+    /// Threads ONNX Runtime may use within one call.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+}
+
+impl BackendArgs {
+    /// The load options these flags describe.
+    pub fn options(&self) -> LoadOptions {
+        let mut options = LoadOptions::new(self.backend).with_intra_op_threads(self.threads);
+        options.ort_library = self.ort_library.clone();
+        options
+    }
+}
+
+fn parse_backend(s: &str) -> Result<BackendKind, String> {
+    s.parse().map_err(|e: inference::UnknownBackend| e.to_string())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("model-tools: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of `model-tools`, through the real binary.
+
+mod cli;
