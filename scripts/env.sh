@@ -11,13 +11,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="$root/.cache"
 mkdir -p "$cache"
 
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
-    echo "==> installing python3-venv (Debian)"
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    $sudo_cmd apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
-fi
+NEED_PYTHON=1 source "$root/scripts/debian-deps.sh"
 
 if [ ! -x "$root/.venv/bin/python" ]; then
     echo "==> creating .venv"

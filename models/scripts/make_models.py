@@ -1,6 +1,6 @@
 """Writes the sample models and datasets in models/, reproducibly.
 
-Run through `models/make.sh` (it creates the pinned venv). Every output is
+Run through `models/make.sh` (it creates the pinned venv in models/.venv). Every output is
 deterministic for the pinned versions in requirements.txt; `MANIFEST.sha256`
 lists each file's digest so that Rust tests can trust them without Python.
 
@@ -57,10 +57,6 @@ def save_model(model: onnx.ModelProto, name: str) -> str:
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
     return path
-
-
-def batch_dim(shape: list) -> onnx.TypeProto:
-    return shape
 
 
 def mlp(data: dict[str, np.ndarray]) -> onnx.ModelProto:
