@@ -2,7 +2,10 @@
 //!
 //! Run with `scripts/bench.sh inference` (sets up ONNX Runtime); without `ORT_DYLIB_PATH` only
 //! tract is measured.
-#![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
+#![allow(
+    missing_docs,
+    reason = "criterion's macros generate undocumented items"
+)]
 
 use std::hint::black_box;
 
@@ -10,19 +13,32 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use inference::test_support::{model_bytes, ort_library};
 use inference::{BackendKind, LoadOptions, Model, Tensor};
 
-const MODELS: [&str; 4] = ["digits_mlp", "digits_mlp_int8", "digits_cnn", "digits_cnn_int8"];
+const MODELS: [&str; 4] = [
+    "digits_mlp",
+    "digits_mlp_int8",
+    "digits_cnn",
+    "digits_cnn_int8",
+];
 
 fn backends() -> Vec<LoadOptions> {
     let mut all = vec![LoadOptions::new(BackendKind::Tract)];
     if let Some(lib) = ort_library("the ONNX Runtime benches") {
-        all.push(LoadOptions::new(BackendKind::Ort).with_ort_library(lib).with_max_concurrency(1));
+        all.push(
+            LoadOptions::new(BackendKind::Ort)
+                .with_ort_library(lib)
+                .with_max_concurrency(1),
+        );
     }
     all
 }
 
 fn input(model: &str, batch: usize) -> Tensor {
     let data: Vec<f32> = (0..batch * 64).map(|i| (i % 17) as f32 / 16.0).collect();
-    let shape: Vec<usize> = if model.contains("cnn") { vec![batch, 1, 8, 8] } else { vec![batch, 64] };
+    let shape: Vec<usize> = if model.contains("cnn") {
+        vec![batch, 1, 8, 8]
+    } else {
+        vec![batch, 64]
+    };
     Tensor::from_shape_vec(&shape, data).unwrap()
 }
 
@@ -31,9 +47,11 @@ fn load(c: &mut Criterion) {
     for options in backends() {
         for name in MODELS {
             let bytes = model_bytes(&format!("{name}.onnx"));
-            group.bench_with_input(BenchmarkId::new(options.backend.name(), name), &bytes, |b, bytes| {
-                b.iter(|| Model::load(bytes.clone(), &options).unwrap())
-            });
+            group.bench_with_input(
+                BenchmarkId::new(options.backend.name(), name),
+                &bytes,
+                |b, bytes| b.iter(|| Model::load(bytes.clone(), &options).unwrap()),
+            );
         }
     }
     group.finish();

@@ -179,7 +179,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(pb::ModelProto, ModelMetadata), Err
         .iter()
         .map(|vi| tensor_info(vi, "output"))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut operators: Vec<String> = graph.node.iter().map(|n| qualified_op(n)).collect();
+    let mut operators: Vec<String> = graph.node.iter().map(qualified_op).collect();
     operators.sort();
     operators.dedup();
 

@@ -62,7 +62,11 @@ impl Dataset {
         let array_err = |array: &str| {
             let path = path.to_path_buf();
             let array = array.to_owned();
-            move |source| DatasetError::Array { path, array, source }
+            move |source| DatasetError::Array {
+                path,
+                array,
+                source,
+            }
         };
         let mut npz = NpzReader::new(file).map_err(array_err("(archive)"))?;
         let (xn, yn) = (format!("x_{split}"), format!("y_{split}"));

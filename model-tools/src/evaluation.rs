@@ -85,7 +85,12 @@ pub fn evaluate(
     let mut done = 0;
     while done < data.len() {
         let n = batch_size.min(data.len() - done);
-        let rows: Vec<f32> = data.x.slice_axis(Axis(0), (done..done + n).into()).iter().copied().collect();
+        let rows: Vec<f32> = data
+            .x
+            .slice_axis(Axis(0), (done..done + n).into())
+            .iter()
+            .copied()
+            .collect();
         let mut shape = vec![n];
         shape.extend(&example_shape);
         let batch = Tensor::from_shape_vec(&shape, rows)?;
@@ -96,7 +101,11 @@ pub fn evaluate(
             .get(&output)
             .and_then(|t| t.as_array::<f32>())
             .and_then(|a| a.view().into_dimensionality::<Ix2>().ok())
-            .ok_or_else(|| EvalError::Shape(format!("output `{output}` is not a float32 [batch, classes] matrix")))?;
+            .ok_or_else(|| {
+                EvalError::Shape(format!(
+                    "output `{output}` is not a float32 [batch, classes] matrix"
+                ))
+            })?;
         for (scores, label) in scores.axis_iter(Axis(0)).zip(data.y.iter().skip(done)) {
             let best = scores
                 .iter()
@@ -111,18 +120,32 @@ pub fn evaluate(
     Ok(EvalReport {
         examples: done,
         correct,
-        accuracy: if done == 0 { 0.0 } else { correct as f64 / done as f64 },
+        accuracy: if done == 0 {
+            0.0
+        } else {
+            correct as f64 / done as f64
+        },
         batch_size,
         output,
         latency: summarize(&mut latencies),
-        throughput_per_s: if elapsed > 0.0 { done as f64 / elapsed } else { 0.0 },
+        throughput_per_s: if elapsed > 0.0 {
+            done as f64 / elapsed
+        } else {
+            0.0
+        },
     })
 }
 
 /// The shape of one example: the declared input shape without its batch axis, checked against
 /// the dataset's row length; a flat row when the model declares no shape.
-fn example_shape(declared: Option<&[Dim]>, row: usize, name: &str) -> Result<Vec<usize>, EvalError> {
-    let Some(dims) = declared else { return Ok(vec![row]) };
+fn example_shape(
+    declared: Option<&[Dim]>,
+    row: usize,
+    name: &str,
+) -> Result<Vec<usize>, EvalError> {
+    let Some(dims) = declared else {
+        return Ok(vec![row]);
+    };
     let rest = dims.get(1..).unwrap_or_default();
     let fixed: Option<Vec<usize>> = rest
         .iter()
@@ -176,7 +199,12 @@ mod tests {
 
     #[test]
     fn example_shape_drops_the_batch_axis_and_checks_the_row() {
-        let cnn = [Dim::Symbolic("N".into()), Dim::Fixed(1), Dim::Fixed(8), Dim::Fixed(8)];
+        let cnn = [
+            Dim::Symbolic("N".into()),
+            Dim::Fixed(1),
+            Dim::Fixed(8),
+            Dim::Fixed(8),
+        ];
         assert_eq!(example_shape(Some(&cnn), 64, "x").unwrap(), [1, 8, 8]);
         let err = example_shape(Some(&cnn), 63, "x").unwrap_err().to_string();
         assert!(err.contains("[N, 1, 8, 8]") && err.contains("63"), "{err}");

@@ -52,7 +52,8 @@ impl BackendArgs {
 }
 
 fn parse_backend(s: &str) -> Result<BackendKind, String> {
-    s.parse().map_err(|e: inference::UnknownBackend| e.to_string())
+    s.parse()
+        .map_err(|e: inference::UnknownBackend| e.to_string())
 }
 
 fn main() -> ExitCode {

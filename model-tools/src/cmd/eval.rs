@@ -38,8 +38,13 @@ pub struct EvalArgs {
 /// Loads the model and the dataset, classifies with a progress bar, prints the report.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let options = args.backend.options();
-    let model = Model::load_file(&args.model, &options)
-        .with_context(|| format!("failed to load `{}` on {}", args.model.display(), options.backend))?;
+    let model = Model::load_file(&args.model, &options).with_context(|| {
+        format!(
+            "failed to load `{}` on {}",
+            args.model.display(),
+            options.backend
+        )
+    })?;
     let mut data = Dataset::load(&args.data, &args.split)?;
     if let Some(n) = args.limit {
         data.truncate(n);
@@ -49,8 +54,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             .expect("static template")
             .progress_chars("=> "),
     );
-    let report = evaluate(&model, &data, args.batch_size, |done| bar.set_position(done as u64))
-        .with_context(|| format!("failed to evaluate `{}`", args.model.display()))?;
+    let report = evaluate(&model, &data, args.batch_size, |done| {
+        bar.set_position(done as u64)
+    })
+    .with_context(|| format!("failed to evaluate `{}`", args.model.display()))?;
     bar.finish_and_clear();
 
     let mut out = std::io::stdout().lock();
@@ -59,8 +66,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "model      {} on {}", args.model.display(), model.backend())?;
-    writeln!(out, "dataset    {} ({} split, {} examples)", args.data.display(), args.split, report.examples)?;
+    writeln!(
+        out,
+        "model      {} on {}",
+        args.model.display(),
+        model.backend()
+    )?;
+    writeln!(
+        out,
+        "dataset    {} ({} split, {} examples)",
+        args.data.display(),
+        args.split,
+        report.examples
+    )?;
     writeln!(
         out,
         "accuracy   {:.2}% ({}/{}) by argmax of `{}`",

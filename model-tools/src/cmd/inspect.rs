@@ -19,8 +19,10 @@ pub struct InspectArgs {
 
 /// Reads the model's metadata (no backend is involved) and prints it.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&args.model).with_context(|| format!("failed to read `{}`", args.model.display()))?;
-    let meta = Model::inspect(&bytes).with_context(|| format!("failed to inspect `{}`", args.model.display()))?;
+    let bytes = std::fs::read(&args.model)
+        .with_context(|| format!("failed to read `{}`", args.model.display()))?;
+    let meta = Model::inspect(&bytes)
+        .with_context(|| format!("failed to inspect `{}`", args.model.display()))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &meta)?;
@@ -31,7 +33,11 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_table(out: &mut impl Write, path: &std::path::Path, m: &ModelMetadata) -> std::io::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    path: &std::path::Path,
+    m: &ModelMetadata,
+) -> std::io::Result<()> {
     writeln!(out, "model      {}", path.display())?;
     writeln!(out, "size       {} bytes", m.byte_size)?;
     writeln!(out, "sha256     {}", m.sha256)?;
@@ -39,12 +45,33 @@ fn write_table(out: &mut impl Write, path: &std::path::Path, m: &ModelMetadata) 
     let opsets: Vec<String> = m
         .opsets
         .iter()
-        .map(|o| format!("{} {}", if o.domain.is_empty() { "ai.onnx" } else { &o.domain }, o.version))
+        .map(|o| {
+            format!(
+                "{} {}",
+                if o.domain.is_empty() {
+                    "ai.onnx"
+                } else {
+                    &o.domain
+                },
+                o.version
+            )
+        })
         .collect();
-    writeln!(out, "opsets     {} (IR {})", opsets.join(", "), m.ir_version)?;
+    writeln!(
+        out,
+        "opsets     {} (IR {})",
+        opsets.join(", "),
+        m.ir_version
+    )?;
     writeln!(out, "operators  {}", m.operators.join(", "))?;
     writeln!(out, "weights    {} initializers", m.initializer_count)?;
-    let width = m.inputs.iter().chain(&m.outputs).map(|t| t.name.len()).max().unwrap_or(0);
+    let width = m
+        .inputs
+        .iter()
+        .chain(&m.outputs)
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(0);
     writeln!(out, "inputs")?;
     for t in &m.inputs {
         writeln!(out, "  {:<width$}  {t}", t.name)?;
