@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs the criterion benches with ONNX Runtime set up (see scripts/env.sh).
-#   scripts/bench.sh              every bench
-#   scripts/bench.sh inference    one bench target
+# Runs the benchmarks with ONNX Runtime set up (see scripts/env.sh).
+#   scripts/bench.sh                  every criterion bench
+#   scripts/bench.sh inference [ARGS] one criterion bench target, ARGS to criterion
+#   scripts/bench.sh --load [ARGS]    the OIP v2 load generator (benches/src/bin/oip-load.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-if [ $# -gt 0 ]; then
-    cargo bench -p platform-benches --bench "$1" -- "${@:2}"
+if [ "${1:-}" = "--load" ]; then
+    cargo run --release --locked -p platform-benches --bin oip-load -- "${@:2}"
+elif [ $# -gt 0 ]; then
+    cargo bench --locked -p platform-benches --bench "$1" -- "${@:2}"
 else
-    cargo bench -p platform-benches
+    cargo bench --locked -p platform-benches
 fi

@@ -1,8 +1,147 @@
-//! The edge agent: an Open Inference Protocol v2 model server with a model repository, and a
-//! WebAssembly runtime whose guests call models through wasi-nn.
+//! The edge agent: an Open Inference Protocol v2 model server for edge boxes.
 //!
-//! The server arrives with the edge-agent issue; the crate already depends on `inference` and
-//! `federated`, as DESIGN.md lays out.
+//! - `/v2`: KServe OIP v2 REST (health, server and model metadata, readiness, inference in
+//!   JSON and with Triton's binary tensor extension), so Triton's HTTP client works unchanged;
+//! - `/v1/models`: a model repository (push, list, activate, roll back, delete), persisted in
+//!   SQLite with content-addressed blobs, hot-swapping versions;
+//! - `/metrics`: Prometheus text; `/v1/openapi.json`: the `/v1` API.
+//!
+//! Inference runs on a bounded pool off the reactor. Each model has a concurrency limit and a
+//! bounded queue (503 with `Retry-After` when full), and optional dynamic batching.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = edge_agent::AgentConfig::default();
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! edge_agent::serve(config, listener, std::future::pending()).await?;
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
+pub mod config;
+mod http;
+pub mod metrics;
+pub mod model_config;
+pub mod service;
+pub mod storage;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{AgentConfig, AuthConfig, LimitsConfig, LogFormat, Role, TokenConfig};
+pub use http::{app, hash_token, ApiError, AppState, Auth};
 pub use inference;
+
+use metrics::Metrics;
+use service::{InferencePool, Repository};
+use storage::{BlobStore, SqliteStore};
+
+/// The OpenAPI document of the `/v1` routes.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data dir could not be created.
+    #[error("cannot create data dir `{path}`")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stored state could not be opened.
+    #[error("cannot open the model repository")]
+    Repository(#[from] service::RepositoryError),
+    /// Storage failed.
+    #[error("cannot open storage")]
+    Storage(#[from] storage::StoreError),
+    /// A token hash is malformed.
+    #[error(transparent)]
+    Auth(#[from] http::BadTokenHash),
+    /// Serving failed.
+    #[error("server error")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Builds the state: opens storage in `data_dir`, reloads every stored model, loads
+/// `model_dir`. `generated_token` is an extra admin token the caller made up (see `serve`).
+pub async fn build_state(
+    config: AgentConfig,
+    generated_token: Option<&str>,
+) -> Result<AppState, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store = Arc::new(SqliteStore::open(&config.data_dir.join("models.sqlite3"))?);
+    let blobs = BlobStore::open(config.data_dir.join("blobs"))?;
+    let metrics = Metrics::new();
+    let pool = InferencePool::new(config.limits.inference_threads);
+    let repo = Repository::open(
+        store,
+        blobs,
+        config.model_dir.as_deref(),
+        config.ort_library.clone(),
+        pool,
+        metrics.clone(),
+    )
+    .await?;
+    let auth = Auth::new(&config.auth, generated_token)?;
+    Ok(AppState {
+        repo: Arc::new(repo),
+        metrics,
+        auth: Arc::new(auth),
+        config: Arc::new(config),
+        ready: Arc::new(AtomicBool::new(true)),
+        request_ids: Arc::new(AtomicU64::new(1)),
+    })
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish (up to `limits.shutdown_grace_secs`), and returns.
+pub async fn serve_state(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let grace = Duration::from_secs(state.config.limits.shutdown_grace_secs);
+    let ready = state.ready.clone();
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        ready.store(false, Ordering::Release);
+        tracing::info!("shutting down: no new connections; draining in-flight requests");
+        let _ = stopping_tx.send(());
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        result = &mut server => return result.expect("server task").map_err(StartError::Serve),
+        _ = stopping_rx => {}
+    }
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => result.expect("server task").map_err(StartError::Serve),
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests outlived the grace period; exiting"
+            );
+            server.abort();
+            Ok(())
+        }
+    }
+}
+
+/// [`build_state`] then [`serve_state`].
+pub async fn serve(
+    config: AgentConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let state = build_state(config, None).await?;
+    serve_state(state, listener, shutdown).await
+}

@@ -102,6 +102,9 @@ pub enum Error {
         /// Elements given.
         given: usize,
     },
+    /// Tensors could not be merged into, or split from, a batch.
+    #[error("batching failed: {0}")]
+    Batch(String),
     /// The backend failed while running the model.
     #[error("the {backend} backend failed to run the model: {reason}")]
     Run {

@@ -50,6 +50,12 @@ impl Outputs {
     }
 }
 
+impl From<Vec<(String, Tensor)>> for Outputs {
+    fn from(named: Vec<(String, Tensor)>) -> Self {
+        Self(named)
+    }
+}
+
 impl IntoIterator for Outputs {
     type Item = (String, Tensor);
     type IntoIter = std::vec::IntoIter<(String, Tensor)>;

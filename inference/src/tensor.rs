@@ -3,7 +3,7 @@
 use std::fmt;
 
 use half::f16;
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, Axis, IxDyn};
 
 use crate::error::Error;
 
@@ -295,6 +295,67 @@ impl Tensor {
     }
 }
 
+impl Tensor {
+    /// Joins tensors of one element type along the first axis; their other axes must agree.
+    /// Used to merge requests into one batch.
+    pub fn concat_rows(parts: &[Tensor]) -> Result<Tensor, Error> {
+        let first = parts
+            .first()
+            .ok_or(Error::Batch("nothing to concatenate".to_owned()))?;
+        let tail = first.shape().get(1..).unwrap_or_default();
+        if first.shape().is_empty() {
+            return Err(Error::Batch("a scalar has no batch axis".to_owned()));
+        }
+        for p in parts {
+            if p.element_type() != first.element_type()
+                || p.shape().get(1..).unwrap_or_default() != tail
+                || p.shape().is_empty()
+            {
+                return Err(Error::Batch(format!(
+                    "cannot batch {} with {}",
+                    crate::describe(first),
+                    crate::describe(p)
+                )));
+            }
+        }
+        macro_rules! cat {
+            ($v:ident, $t:ty, $n:literal, $c:literal) => {
+                if let Tensor::$v(_) = first {
+                    let views: Vec<_> = parts
+                        .iter()
+                        .map(|p| p.as_array::<$t>().expect("element types checked").view())
+                        .collect();
+                    let joined = ndarray::concatenate(Axis(0), &views)
+                        .map_err(|e| Error::Batch(e.to_string()))?;
+                    return Ok(Tensor::$v(joined));
+                }
+            };
+        }
+        for_each_element_type!(cat);
+        unreachable!("every variant is handled")
+    }
+
+    /// Splits along the first axis into pieces of the given row counts, which must add up to
+    /// the first dimension. The inverse of [`Tensor::concat_rows`].
+    pub fn split_rows(&self, rows: &[usize]) -> Result<Vec<Tensor>, Error> {
+        let total: usize = rows.iter().sum();
+        if self.shape().first() != Some(&total) {
+            return Err(Error::Batch(format!(
+                "cannot split {} into {total} rows",
+                crate::describe(self)
+            )));
+        }
+        let mut start = 0;
+        let mut out = Vec::with_capacity(rows.len());
+        for &n in rows {
+            let range = (start..start + n).into();
+            out.push(with_array!(self, a => Tensor::from(a.slice_axis(Axis(0), range).to_owned())));
+            start += n;
+        }
+        Ok(out)
+    }
+}
+
 /// A Rust type that is the element of one [`Tensor`] variant.
 pub trait Element: Clone + Sized + 'static {
     /// The element type this Rust type stands for.
@@ -365,6 +426,20 @@ mod tests {
         let r = t.reshape(&[3, 2]).unwrap();
         assert_eq!(r.shape(), &[3, 2]);
         assert!(r.reshape(&[4]).is_err());
+    }
+
+    #[test]
+    fn rows_concatenate_and_split_back() {
+        let a = Tensor::from_shape_vec(&[1, 2], vec![1i32, 2]).unwrap();
+        let b = Tensor::from_shape_vec(&[2, 2], vec![3i32, 4, 5, 6]).unwrap();
+        let ab = Tensor::concat_rows(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(ab.shape(), &[3, 2]);
+        assert_eq!(ab.split_rows(&[1, 2]).unwrap(), vec![a.clone(), b]);
+        let c = Tensor::from_shape_vec(&[1, 3], vec![1i32, 2, 3]).unwrap();
+        assert!(Tensor::concat_rows(&[a.clone(), c]).is_err());
+        let f = Tensor::from_shape_vec(&[1, 2], vec![1.0f32, 2.0]).unwrap();
+        assert!(Tensor::concat_rows(&[a.clone(), f]).is_err());
+        assert!(ab.split_rows(&[1, 1]).is_err());
     }
 
     #[test]

@@ -41,6 +41,21 @@ impl fmt::Display for BackendKind {
     }
 }
 
+/// Serialized as its lowercase name.
+impl serde::Serialize for BackendKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// Deserialized from `tract`, `ort` or `onnxruntime`.
+impl<'de> serde::Deserialize<'de> for BackendKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The error of parsing a backend name.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown backend `{0}`; expected `tract` or `ort`")]

@@ -1,0 +1,210 @@
+//! A bounded load generator for the edge agent's OIP v2 inference route.
+//!
+//! Starts an agent in this process on 127.0.0.1 (auth off; loopback), pushes the digits MLP and
+//! CNN on each backend with batching off and on, then for each concurrency runs closed-loop
+//! clients (each sends one single-row JSON request, waits for the answer, repeats) for a fixed
+//! time, and prints throughput and latency percentiles as a markdown table.
+//!
+//! ```sh
+//! scripts/bench.sh --load            # or: cargo run --release -p platform-benches --bin oip-load
+//! cargo run --release -p platform-benches --bin oip-load -- --seconds 5 --concurrency 1,16,64
+//! ```
+//!
+//! Client and server share the machine's cores, so absolute figures are lower than with a
+//! separate client machine; the comparisons between rows hold.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use edge_agent::AgentConfig;
+use inference::test_support::{model_bytes, models_dir};
+use inference::BackendKind;
+use serde_json::{json, Value};
+
+struct Args {
+    seconds: f64,
+    concurrency: Vec<usize>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        seconds: 3.0,
+        concurrency: vec![1, 16, 64],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => args.seconds = it.next().context("--seconds needs a value")?.parse()?,
+            "--concurrency" => {
+                args.concurrency = it
+                    .next()
+                    .context("--concurrency needs a list like 1,16,64")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--bench" => {}
+            other => {
+                anyhow::bail!("unknown argument `{other}`; use --seconds S --concurrency 1,16,64")
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn request_for(cnn: bool, row: &[f32]) -> Value {
+    let shape = if cnn {
+        json!([1, 1, 8, 8])
+    } else {
+        json!([1, 64])
+    };
+    json!({"inputs": [{"name": "input", "shape": shape, "datatype": "FP32", "data": row}],
+           "outputs": [{"name": "logits"}]})
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+async fn run_load(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    concurrency: usize,
+    seconds: f64,
+) -> (usize, usize, Vec<Duration>, f64) {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let client = client.clone();
+        let url = url.to_owned();
+        let body = body.to_string();
+        tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        })
+    });
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for w in futures::future::join_all(workers).await {
+        let (lat, e) = w.expect("worker");
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    (all.len(), errors, all, elapsed)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let dir = tempfile::tempdir()?;
+    let mut config = AgentConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..AgentConfig::default()
+    };
+    config.auth.dev_open = true;
+    config.limits.shutdown_grace_secs = 1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let state = edge_agent::build_state(config, None).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(edge_agent::serve_state(state, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let mut backends = vec![BackendKind::Tract];
+    if inference::test_support::ort_library("oip-load on ONNX Runtime").is_some() {
+        backends.push(BackendKind::Ort);
+    }
+    let row: Vec<f32> = {
+        let file = std::fs::File::open(models_dir().join("digits.npz"))?;
+        let mut npz = ndarray_npy::NpzReader::new(file)?;
+        let x: inference::ndarray::ArrayD<f32> = npz.by_name("x_test")?;
+        x.outer_iter()
+            .next()
+            .context("empty dataset")?
+            .iter()
+            .copied()
+            .collect()
+    };
+
+    println!("| model | backend | batching | concurrency | throughput (req/s) | p50 (ms) | p99 (ms) | errors |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (file, cnn) in [("digits_mlp.onnx", false), ("digits_cnn.onnx", true)] {
+        for backend in &backends {
+            for batching in [false, true] {
+                let name = format!(
+                    "{}-{}-{}",
+                    &file[..file.len() - 5],
+                    backend,
+                    if batching { "b" } else { "n" }
+                );
+                let mut cfg =
+                    json!({"backend": backend.name(), "max_concurrency": 2, "max_queue": 256});
+                if batching {
+                    cfg["batching"] = json!({"max_batch_size": 32, "max_queue_delay_us": 500});
+                }
+                let form = reqwest::multipart::Form::new()
+                    .part("model", reqwest::multipart::Part::bytes(model_bytes(file)))
+                    .text("config", cfg.to_string());
+                let r = client
+                    .put(format!("{base}/v1/models/{name}/versions/1"))
+                    .multipart(form)
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    r.status() == 201,
+                    "push of {name} failed: {}",
+                    r.text().await?
+                );
+                let url = format!("{base}/v2/models/{name}/infer");
+                let body = request_for(cnn, &row);
+                for &c in &args.concurrency {
+                    run_load(&client, &url, &body, c, 0.3).await; // warm-up
+                    let (ok, errors, lat, elapsed) =
+                        run_load(&client, &url, &body, c, args.seconds).await;
+                    println!(
+                        "| {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {} |",
+                        &file[..file.len() - 5],
+                        backend,
+                        if batching { "on" } else { "off" },
+                        c,
+                        ok as f64 / elapsed,
+                        percentile(&lat, 0.50),
+                        percentile(&lat, 0.99),
+                        errors
+                    );
+                }
+            }
+        }
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! Agent configuration: code defaults, then a TOML file, then `EDGE_AGENT__*` environment
+//! variables (`__` nests: `EDGE_AGENT__AUTH__DEV_OPEN=true`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `edge-agent serve` needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The agent's own state: SQLite database and model blobs.
+    pub data_dir: PathBuf,
+    /// Optional read-only Triton-style repository `<dir>/<model>/<version>/model.onnx`.
+    pub model_dir: Option<PathBuf>,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    /// Bearer-token authentication.
+    pub auth: AuthConfig,
+    /// Limits that protect the agent.
+    pub limits: LimitsConfig,
+    /// Path of libonnxruntime for models on the `ort` backend (else `ORT_DYLIB_PATH`).
+    pub ort_library: Option<PathBuf>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            data_dir: PathBuf::from("edge-agent-data"),
+            model_dir: None,
+            log_format: LogFormat::Text,
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            ort_library: None,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A role a token grants.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Push, delete and activate models, and everything `infer` may do.
+    Admin,
+    /// Call inference and read model metadata.
+    Infer,
+}
+
+/// One accepted token, stored as the hex SHA-256 of the token (see `edge-agent hash-token`).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A name for logs, e.g. the client it was issued to.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("sha256", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Authentication. With no tokens and `dev_open` off, the agent generates an admin token at
+/// start and prints it once: there is never a silent open default.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Accepted tokens.
+    pub tokens: Vec<TokenConfig>,
+    /// Serve every route without authentication (local development only; logged loudly).
+    pub dev_open: bool,
+}
+
+/// Bounds on what a client can make the agent hold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest inference request body, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest model upload, in bytes.
+    pub max_model_bytes: usize,
+    /// Threads that run inference, shared by all models.
+    pub inference_threads: usize,
+    /// Seconds to let in-flight requests finish at shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 16 << 20,
+            max_model_bytes: 512 << 20,
+            inference_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// Why a configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read config file `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML (after environment overrides) does not describe a valid config.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The environment-variable prefix for overrides.
+pub const ENV_PREFIX: &str = "EDGE_AGENT__";
+
+impl AgentConfig {
+    /// Reads the file (if any) and applies `EDGE_AGENT__*` overrides from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut doc: toml::Table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse().map_err(|e: toml::de::Error| {
+                    ConfigError::Invalid(format!("`{}`: {e}", path.display()))
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            set_path(&mut doc, &path, parse_env_value(&value));
+        }
+        doc.try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// A commented example configuration.
+    pub fn example() -> &'static str {
+        include_str!("../edge-agent.example.toml")
+    }
+}
+
+/// An environment value is TOML when it parses as a TOML value (numbers, booleans, arrays),
+/// and a plain string otherwise.
+fn parse_env_value(raw: &str) -> toml::Value {
+    let wrapped = format!("v = {raw}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_to_the_defaults_it_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, AgentConfig::example()).unwrap();
+        let config = AgentConfig::load(Some(&path), []).unwrap();
+        assert_eq!(config.listen, AgentConfig::default().listen);
+        assert_eq!(config.auth.tokens.len(), 1);
+    }
+
+    #[test]
+    fn env_overrides_nest_and_parse_values() {
+        let env = [
+            ("EDGE_AGENT__LISTEN".to_owned(), "0.0.0.0:9000".to_owned()),
+            ("EDGE_AGENT__AUTH__DEV_OPEN".to_owned(), "true".to_owned()),
+            (
+                "EDGE_AGENT__LIMITS__INFERENCE_THREADS".to_owned(),
+                "3".to_owned(),
+            ),
+            ("OTHER".to_owned(), "x".to_owned()),
+        ];
+        let config = AgentConfig::load(None, env).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert!(config.auth.dev_open);
+        assert_eq!(config.limits.inference_threads, 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_them() {
+        let env = [("EDGE_AGENT__LISTNE".to_owned(), "x".to_owned())];
+        let err = AgentConfig::load(None, env).unwrap_err().to_string();
+        assert!(err.contains("listne"), "{err}");
+    }
+}

@@ -1,0 +1,394 @@
+//! Open Inference Protocol v2 tensors: JSON `data` arrays and Triton's binary tensor extension,
+//! to and from [`inference::Tensor`].
+
+use inference::half::f16;
+use inference::{ElementType, Tensor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The OIP datatype name of an element type.
+pub fn datatype(ty: ElementType) -> &'static str {
+    match ty {
+        ElementType::Bool => "BOOL",
+        ElementType::U8 => "UINT8",
+        ElementType::U16 => "UINT16",
+        ElementType::U32 => "UINT32",
+        ElementType::U64 => "UINT64",
+        ElementType::I8 => "INT8",
+        ElementType::I16 => "INT16",
+        ElementType::I32 => "INT32",
+        ElementType::I64 => "INT64",
+        ElementType::F16 => "FP16",
+        ElementType::F32 => "FP32",
+        ElementType::F64 => "FP64",
+        ElementType::String => "BYTES",
+    }
+}
+
+/// The element type of an OIP datatype name.
+pub fn element_type(datatype: &str) -> Option<ElementType> {
+    ElementType::ALL
+        .into_iter()
+        .find(|t| self::datatype(*t) == datatype)
+}
+
+/// An input tensor of an infer request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestInput {
+    /// Input name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<i64>,
+    /// OIP datatype.
+    pub datatype: String,
+    /// `binary_data_size` and others.
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    /// Row-major data (nested arrays are flattened); absent for binary inputs.
+    pub data: Option<Value>,
+}
+
+/// An output an infer request asks for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestOutput {
+    /// Output name.
+    pub name: String,
+    /// `binary_data` and others.
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+}
+
+/// An infer request header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferRequestBody {
+    /// Echoed in the response.
+    pub id: Option<String>,
+    /// Request parameters, e.g. `binary_data_output`.
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    /// Inputs.
+    pub inputs: Vec<RequestInput>,
+    /// Outputs to return; all when absent.
+    pub outputs: Option<Vec<RequestOutput>>,
+}
+
+/// An output tensor of an infer response.
+#[derive(Debug, Serialize)]
+pub struct ResponseOutput {
+    /// Output name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// OIP datatype.
+    pub datatype: &'static str,
+    /// `binary_data_size` when the data follows the JSON.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<String, Value>,
+    /// Row-major data, unless binary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+/// An infer response header.
+#[derive(Debug, Serialize)]
+pub struct InferResponseBody {
+    /// The model.
+    pub model_name: String,
+    /// The version that computed it.
+    pub model_version: String,
+    /// The request's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Response parameters.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<String, Value>,
+    /// Outputs.
+    pub outputs: Vec<ResponseOutput>,
+}
+
+fn flatten(value: &Value, out: &mut Vec<Value>, depth: usize) -> Result<(), String> {
+    if depth > 32 {
+        return Err("data is nested too deeply".to_owned());
+    }
+    match value {
+        Value::Array(items) => {
+            for v in items {
+                flatten(v, out, depth + 1)?;
+            }
+        }
+        other => out.push(other.clone()),
+    }
+    Ok(())
+}
+
+/// The element count of a shape, refusing negative dimensions and overflow.
+pub fn element_count(name: &str, shape: &[i64]) -> Result<(Vec<usize>, usize), String> {
+    let dims = shape
+        .iter()
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| format!("input `{name}`: shape {shape:?} has a negative dimension"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let count = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("input `{name}`: shape {shape:?} is too large"))?;
+    Ok((dims, count))
+}
+
+/// Decodes JSON `data` into a tensor of the declared datatype and shape.
+pub fn tensor_from_json(
+    name: &str,
+    ty: ElementType,
+    shape: &[usize],
+    count: usize,
+    data: &Value,
+) -> Result<Tensor, String> {
+    let mut flat = Vec::with_capacity(count);
+    flatten(data, &mut flat, 0)?;
+    if flat.len() != count {
+        return Err(format!(
+            "input `{name}`: shape {shape:?} needs {count} elements, but data has {}",
+            flat.len()
+        ));
+    }
+    let bad = |i: usize, v: &Value| {
+        format!(
+            "input `{name}`: element {i} ({v}) is not a valid {}",
+            datatype(ty)
+        )
+    };
+    macro_rules! ints {
+        ($t:ty) => {{
+            let data = flat
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_i64()
+                        .and_then(|x| <$t>::try_from(x).ok())
+                        .or_else(|| v.as_u64().and_then(|x| <$t>::try_from(x).ok()))
+                        .ok_or_else(|| bad(i, v))
+                })
+                .collect::<Result<Vec<$t>, _>>()?;
+            Tensor::from_shape_vec(shape, data)
+        }};
+    }
+    macro_rules! floats {
+        ($conv:expr) => {{
+            let data = flat
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.as_f64().map($conv).ok_or_else(|| bad(i, v)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Tensor::from_shape_vec(shape, data)
+        }};
+    }
+    let tensor = match ty {
+        ElementType::I8 => ints!(i8),
+        ElementType::I16 => ints!(i16),
+        ElementType::I32 => ints!(i32),
+        ElementType::I64 => ints!(i64),
+        ElementType::U8 => ints!(u8),
+        ElementType::U16 => ints!(u16),
+        ElementType::U32 => ints!(u32),
+        ElementType::U64 => ints!(u64),
+        ElementType::F16 => floats!(|x: f64| f16::from_f64(x)),
+        ElementType::F32 => floats!(|x: f64| x as f32),
+        ElementType::F64 => floats!(|x: f64| x),
+        ElementType::Bool => {
+            let data = flat
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.as_bool().ok_or_else(|| bad(i, v)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Tensor::from_shape_vec(shape, data)
+        }
+        ElementType::String => {
+            let data = flat
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.as_str().map(str::to_owned).ok_or_else(|| bad(i, v)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Tensor::from_shape_vec(shape, data)
+        }
+    };
+    tensor.map_err(|e| format!("input `{name}`: {e}"))
+}
+
+/// Encodes a tensor as a flat JSON array. Non-finite floats become `null`, as JSON has no NaN.
+pub fn tensor_to_json(t: &Tensor) -> Value {
+    fn num(x: f64) -> Value {
+        serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+    }
+    let items: Vec<Value> = match t {
+        Tensor::F16(a) => a.iter().map(|x| num(x.to_f64())).collect(),
+        Tensor::F32(a) => a.iter().map(|&x| num(x as f64)).collect(),
+        Tensor::F64(a) => a.iter().map(|&x| num(x)).collect(),
+        Tensor::I8(a) => a.iter().map(|&x| x.into()).collect(),
+        Tensor::I16(a) => a.iter().map(|&x| x.into()).collect(),
+        Tensor::I32(a) => a.iter().map(|&x| x.into()).collect(),
+        Tensor::I64(a) => a.iter().map(|&x| x.into()).collect(),
+        Tensor::U8(a) => a.iter().map(|&x| x.into()).collect(),
+        Tensor::U16(a) => a.iter().map(|&x| x.into()).collect(),
+        Tensor::U32(a) => a.iter().map(|&x| x.into()).collect(),
+        Tensor::U64(a) => a.iter().map(|&x| x.into()).collect(),
+        Tensor::Bool(a) => a.iter().map(|&x| x.into()).collect(),
+        Tensor::String(a) => a.iter().map(|x| Value::String(x.clone())).collect(),
+    };
+    Value::Array(items)
+}
+
+/// Decodes binary tensor data (little-endian; BYTES as 4-byte length-prefixed elements).
+pub fn tensor_from_binary(
+    name: &str,
+    ty: ElementType,
+    shape: &[usize],
+    count: usize,
+    raw: &[u8],
+) -> Result<Tensor, String> {
+    let tensor = match ty.byte_size() {
+        Some(size) => {
+            if Some(raw.len()) != count.checked_mul(size) {
+                return Err(format!(
+                    "input `{name}`: shape {shape:?} of {} needs {} bytes, but binary_data_size is {}",
+                    datatype(ty),
+                    count.saturating_mul(size),
+                    raw.len()
+                ));
+            }
+            macro_rules! le {
+                ($t:ty, $n:literal) => {
+                    Tensor::from_shape_vec(
+                        shape,
+                        raw.chunks_exact($n)
+                            .map(|c| <$t>::from_le_bytes(c.try_into().expect("exact chunk")))
+                            .collect::<Vec<$t>>(),
+                    )
+                };
+            }
+            match ty {
+                ElementType::I8 => le!(i8, 1),
+                ElementType::I16 => le!(i16, 2),
+                ElementType::I32 => le!(i32, 4),
+                ElementType::I64 => le!(i64, 8),
+                ElementType::U8 => le!(u8, 1),
+                ElementType::U16 => le!(u16, 2),
+                ElementType::U32 => le!(u32, 4),
+                ElementType::U64 => le!(u64, 8),
+                ElementType::F32 => le!(f32, 4),
+                ElementType::F64 => le!(f64, 8),
+                ElementType::F16 => Tensor::from_shape_vec(
+                    shape,
+                    raw.chunks_exact(2)
+                        .map(|c| f16::from_le_bytes([c[0], c[1]]))
+                        .collect::<Vec<_>>(),
+                ),
+                ElementType::Bool => {
+                    Tensor::from_shape_vec(shape, raw.iter().map(|&b| b != 0).collect::<Vec<_>>())
+                }
+                ElementType::String => unreachable!("strings have no fixed size"),
+            }
+        }
+        None => {
+            let mut items = Vec::with_capacity(count.min(1 << 20));
+            let mut rest = raw;
+            while !rest.is_empty() {
+                let (len, tail) = rest
+                    .split_first_chunk::<4>()
+                    .ok_or_else(|| format!("input `{name}`: truncated BYTES length prefix"))?;
+                let len = u32::from_le_bytes(*len) as usize;
+                if tail.len() < len {
+                    return Err(format!(
+                        "input `{name}`: BYTES element of {len} bytes runs past the data"
+                    ));
+                }
+                let s = std::str::from_utf8(&tail[..len]).map_err(|_| {
+                    format!("input `{name}`: BYTES element {} is not UTF-8", items.len())
+                })?;
+                items.push(s.to_owned());
+                rest = &tail[len..];
+            }
+            if items.len() != count {
+                return Err(format!(
+                    "input `{name}`: shape {shape:?} needs {count} BYTES elements, but the data holds {}",
+                    items.len()
+                ));
+            }
+            Tensor::from_shape_vec(shape, items)
+        }
+    };
+    tensor.map_err(|e| format!("input `{name}`: {e}"))
+}
+
+/// Encodes a tensor in the binary tensor format.
+pub fn tensor_to_binary(t: &Tensor) -> Vec<u8> {
+    macro_rules! le {
+        ($a:expr) => {
+            $a.iter().flat_map(|x| x.to_le_bytes()).collect()
+        };
+    }
+    match t {
+        Tensor::F16(a) => le!(a),
+        Tensor::F32(a) => le!(a),
+        Tensor::F64(a) => le!(a),
+        Tensor::I8(a) => le!(a),
+        Tensor::I16(a) => le!(a),
+        Tensor::I32(a) => le!(a),
+        Tensor::I64(a) => le!(a),
+        Tensor::U8(a) => a.iter().copied().collect(),
+        Tensor::U16(a) => le!(a),
+        Tensor::U32(a) => le!(a),
+        Tensor::U64(a) => le!(a),
+        Tensor::Bool(a) => a.iter().map(|&b| u8::from(b)).collect(),
+        Tensor::String(a) => a
+            .iter()
+            .flat_map(|s| (s.len() as u32).to_le_bytes().into_iter().chain(s.bytes()))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_every_type_and_checks_counts() {
+        for ty in ElementType::ALL {
+            let data = match ty {
+                ElementType::Bool => serde_json::json!([[true, false], [false, true]]),
+                ElementType::String => serde_json::json!(["a", "b", "c", "d"]),
+                _ => serde_json::json!([1, 2, 3, 4]),
+            };
+            let t = tensor_from_json("x", ty, &[2, 2], 4, &data).unwrap();
+            assert_eq!(t.element_type(), ty);
+            let back = tensor_from_json("x", ty, &[2, 2], 4, &tensor_to_json(&t)).unwrap();
+            assert_eq!(back, t);
+            let bin = tensor_from_binary("x", ty, &[2, 2], 4, &tensor_to_binary(&t)).unwrap();
+            assert_eq!(bin, t, "{ty}");
+        }
+        let err = tensor_from_json("x", ElementType::U8, &[2], 2, &serde_json::json!([1, 300]))
+            .unwrap_err();
+        assert!(
+            err.contains("element 1 (300) is not a valid UINT8"),
+            "{err}"
+        );
+        let err = tensor_from_json("x", ElementType::F32, &[3], 3, &serde_json::json!([1, 2]))
+            .unwrap_err();
+        assert!(err.contains("needs 3 elements"), "{err}");
+    }
+
+    #[test]
+    fn binary_lengths_are_checked() {
+        assert!(tensor_from_binary("x", ElementType::F32, &[2], 2, &[0; 7]).is_err());
+        assert!(
+            tensor_from_binary("x", ElementType::String, &[1], 1, &[5, 0, 0, 0, b'a']).is_err()
+        );
+        assert!(tensor_from_binary("x", ElementType::String, &[1], 1, &[1, 0]).is_err());
+        assert!(element_count("x", &[-1, 2]).is_err());
+        assert!(element_count("x", &[i64::MAX, i64::MAX]).is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! One error type for every handler: a status and `{"error": "..."}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::service::{InferError, RepositoryError};
+
+/// An HTTP error with its JSON body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+    bearer_challenge: bool,
+}
+
+impl ApiError {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+            bearer_challenge: false,
+        }
+    }
+
+    /// 401 with a `WWW-Authenticate: Bearer` challenge.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            bearer_challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, message)
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, error = %self.message, "request failed");
+        }
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        if self.bearer_challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(e: RepositoryError) -> Self {
+        match e {
+            RepositoryError::NotFound(m) => Self::not_found(m),
+            RepositoryError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
+            RepositoryError::Rejected(m) => Self::bad_request(m),
+            RepositoryError::Storage(source) => {
+                tracing::error!(error = ?source, "storage failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal storage error; see the agent's log",
+                )
+            }
+        }
+    }
+}
+
+impl From<InferError> for ApiError {
+    fn from(e: InferError) -> Self {
+        let message = e.to_string();
+        match e {
+            InferError::Overloaded {
+                retry_after_secs, ..
+            } => Self {
+                retry_after: Some(retry_after_secs),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
+            InferError::Unloaded(_) => Self {
+                retry_after: Some(1),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
+            InferError::Invalid(_) => Self::bad_request(message),
+            InferError::Failed(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::new(status, "request body is larger than the configured limit (limits.max_request_bytes or limits.max_model_bytes)");
+        }
+        Self::new(status, r.body_text())
+    }
+}
+
+impl From<axum::extract::multipart::MultipartRejection> for ApiError {
+    fn from(r: axum::extract::multipart::MultipartRejection) -> Self {
+        Self::new(
+            r.status(),
+            format!(
+                "{}; send the model as multipart/form-data with a `model` part",
+                r.body_text()
+            ),
+        )
+    }
+}
+
+impl From<axum::extract::multipart::MultipartError> for ApiError {
+    fn from(e: axum::extract::multipart::MultipartError) -> Self {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::new(status, "model upload is larger than limits.max_model_bytes");
+        }
+        Self::new(
+            status,
+            format!("malformed multipart upload: {}", e.body_text()),
+        )
+    }
+}

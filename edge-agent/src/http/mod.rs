@@ -1,0 +1,110 @@
+//! The HTTP API: OIP v2 under `/v2`, the model repository under `/v1`, `/metrics`.
+
+mod auth;
+mod codec;
+mod error;
+mod health;
+mod inference;
+mod models;
+mod observability;
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+pub use auth::{hash_token, Auth, BadTokenHash};
+pub use error::ApiError;
+
+use crate::config::AgentConfig;
+use crate::metrics::Metrics;
+use crate::service::Repository;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Stored and loaded models.
+    pub repo: Arc<Repository>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Accepted tokens.
+    pub auth: Arc<Auth>,
+    /// The configuration the agent runs with.
+    pub config: Arc<AgentConfig>,
+    /// False once shutdown begins.
+    pub ready: Arc<AtomicBool>,
+    /// Source of request ids.
+    pub request_ids: Arc<AtomicU64>,
+}
+
+/// The whole API as a router.
+pub fn app(state: AppState) -> Router {
+    let limits = &state.config.limits;
+    let infer_routes = Router::new()
+        .route("/v2", get(health::server_metadata))
+        .route("/v2/models/{model}", get(inference::model_metadata))
+        .route("/v2/models/{model}/ready", get(inference::model_ready))
+        .route("/v2/models/{model}/infer", post(inference::infer))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(inference::version_metadata),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(inference::version_ready),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(inference::infer_version),
+        )
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{model}", get(models::get))
+        .route(
+            "/v1/models/{model}/versions/{version}",
+            get(models::get_version),
+        )
+        .layer(DefaultBodyLimit::max(limits.max_request_bytes))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_infer,
+        ));
+    let admin_routes = Router::new()
+        .route(
+            "/v1/models/{model}",
+            axum::routing::delete(models::delete_model),
+        )
+        .route(
+            "/v1/models/{model}/versions/{version}",
+            put(models::push).delete(models::delete_version),
+        )
+        .route(
+            "/v1/models/{model}/versions/{version}/activate",
+            post(models::activate),
+        )
+        .route("/v1/models/{model}/rollback", post(models::rollback))
+        .layer(DefaultBodyLimit::max(limits.max_model_bytes))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
+    let open_routes = Router::new()
+        .route("/v2/health/live", get(health::live))
+        .route("/v2/health/ready", get(health::ready))
+        .route("/metrics", get(observability::metrics))
+        .route("/v1/openapi.json", get(observability::openapi));
+    Router::new()
+        .merge(infer_routes)
+        .merge(admin_routes)
+        .merge(open_routes)
+        .fallback(|| async {
+            ApiError::not_found("no such route; see /v1/openapi.json and the OIP v2 /v2 routes")
+        })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observability::track,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,76 @@
+//! Persistence: model metadata in SQLite, model bytes as content-addressed files.
+
+mod blobs;
+mod sqlite;
+
+pub use blobs::BlobStore;
+pub use sqlite::SqliteStore;
+
+/// A stored version of a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRecord {
+    /// The version number (1 or more).
+    pub version: u64,
+    /// Hex SHA-256 of the ONNX bytes, which names the blob.
+    pub sha256: String,
+    /// Size of the ONNX bytes.
+    pub size: u64,
+    /// The model config, as JSON.
+    pub config_json: String,
+    /// Unix seconds when it was pushed.
+    pub created_at: i64,
+}
+
+/// A stored model: its versions and which one is active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRecord {
+    /// The model name.
+    pub name: String,
+    /// The version requests go to, if any.
+    pub active_version: Option<u64>,
+    /// All versions, oldest first.
+    pub versions: Vec<VersionRecord>,
+}
+
+/// Storage failures; `NotFound` and `Conflict` are the caller's, the rest are ours.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such model or version.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change contradicts what is stored (a version that exists, deleting the active one).
+    #[error("{0}")]
+    Conflict(String),
+    /// SQLite failed.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file system failed.
+    #[error("storage I/O error on `{path}`")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where the model repository keeps its metadata. Calls are short and synchronous.
+pub trait ModelStore: Send + Sync {
+    /// Records a new version; `Conflict` if it exists.
+    fn insert_version(&self, name: &str, record: &VersionRecord) -> Result<(), StoreError>;
+    /// Makes `version` the active one, remembering the previous for rollback.
+    fn activate(&self, name: &str, version: u64) -> Result<(), StoreError>;
+    /// Goes back to the version active before the current one; returns it.
+    fn rollback(&self, name: &str) -> Result<u64, StoreError>;
+    /// Deletes a version that is not active.
+    fn delete_version(&self, name: &str, version: u64) -> Result<VersionRecord, StoreError>;
+    /// Deletes a model and all its versions; returns what was deleted.
+    fn delete_model(&self, name: &str) -> Result<ModelRecord, StoreError>;
+    /// One model.
+    fn model(&self, name: &str) -> Result<ModelRecord, StoreError>;
+    /// Every model, by name.
+    fn models(&self) -> Result<Vec<ModelRecord>, StoreError>;
+    /// Whether any version of any model still refers to this blob.
+    fn blob_in_use(&self, sha256: &str) -> Result<bool, StoreError>;
+}

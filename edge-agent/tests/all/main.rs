@@ -1,0 +1,10 @@
+//! Integration tests of the edge agent: a real server on an ephemeral port, spoken to with a
+//! real HTTP client, with its SQLite file and blobs in a temporary directory.
+
+mod auth;
+mod batching;
+mod inference;
+mod lifecycle;
+mod observability;
+mod repository;
+mod support;
