@@ -5,6 +5,7 @@
 #   ORT_DYLIB_PATH               the wheel's libonnxruntime.so.1.*
 #   EDGE_ML_OLD_ORT_DYLIB        ONNX Runtime 1.22, too old on purpose, for the refusal test
 #   ONNX_NODE_TESTS              the ONNX backend node cases, written by tests/conformance/generate.py
+#   EDGE_ML_PYTHON               .venv's python (with tritonclient), for client compatibility tests
 #   EDGE_ML_REQUIRE_ORT=1        tests that need these fail instead of skipping
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,4 +50,5 @@ ONNX_NODE_TESTS="$cache/onnx-node-tests-$onnx_version"
 "$root/.venv/bin/python" -W ignore "$root/tests/conformance/generate.py" "$ONNX_NODE_TESTS"
 export ONNX_NODE_TESTS
 
+export EDGE_ML_PYTHON="$root/.venv/bin/python"
 export EDGE_ML_REQUIRE_ORT=1

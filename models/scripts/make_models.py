@@ -11,6 +11,7 @@ Outputs:
   digits_mlp_int8.onnx    onnxruntime dynamic quantization of the MLP (third-party fixture)
   digits_cnn_int8.onnx    onnxruntime static QDQ quantization of the CNN, calibrated on training digits
   reference/<model>.npz   python onnxruntime outputs on the first 32 test digits, for cross-checks
+  sample_request.json     an OIP v2 infer request for the MLP with test digit 0, for the demo
 """
 
 from __future__ import annotations
@@ -204,11 +205,32 @@ def references(data: dict[str, np.ndarray]) -> None:
             print(f"{name}: onnxruntime accuracy on the {REFERENCE_BATCH} reference digits {acc:.3f}")
 
 
+def sample_request(data: dict[str, np.ndarray]) -> None:
+    import json
+
+    label = int(data["y_test"][0])
+    request = {
+        "id": f"test digit 0, labelled {label}",
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [1, 64],
+                "datatype": "FP32",
+                "data": [round(float(v), 4) for v in data["x_test"][0]],
+            }
+        ],
+        "outputs": [{"name": "probabilities"}],
+    }
+    with open(os.path.join(OUT, "sample_request.json"), "w") as f:
+        json.dump(request, f)
+        f.write("\n")
+
+
 def manifest() -> None:
     files = []
     for root, _, names in os.walk(OUT):
         for n in names:
-            if n.endswith((".onnx", ".npz")):
+            if n.endswith((".onnx", ".npz", ".json")):
                 files.append(os.path.relpath(os.path.join(root, n), OUT))
     lines = []
     for rel in sorted(files):
@@ -230,6 +252,7 @@ def main() -> None:
     save_model(cnn(), "digits_cnn.onnx")
     quantize(data)
     references(data)
+    sample_request(data)
     manifest()
 
 

@@ -157,3 +157,61 @@ async fn shutdown_drains_in_flight_requests() {
         "no new connections after shutdown"
     );
 }
+
+#[tokio::test]
+async fn a_hot_swap_lets_in_flight_requests_finish_on_the_old_version() {
+    let agent = Agent::start().await;
+    // Two versions with the same bytes: one blob on disk, two loaded models.
+    assert_eq!(
+        agent
+            .push_bytes("swap", 1, slow_model(), json!({}))
+            .await
+            .status(),
+        201
+    );
+    let r = agent
+        .admin(Method::PUT, "/v1/models/swap/versions/2?activate=false")
+        .multipart(
+            reqwest::multipart::Form::new()
+                .part("model", reqwest::multipart::Part::bytes(slow_model())),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        std::fs::read_dir(agent.data_dir.join("blobs"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    let client = agent.client.clone();
+    let url = format!("{}/v2/models/swap/infer", agent.url);
+    let old = tokio::spawn(async move {
+        client
+            .post(url)
+            .bearer_auth(crate::support::INFER)
+            .json(&slow_request(256))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let r = agent
+        .admin(Method::POST, "/v1/models/swap/versions/2/activate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, new) = agent.infer("swap", None, &slow_request(1)).await;
+    assert_eq!((status, new["model_version"].as_str().unwrap()), (200, "2"));
+    assert_eq!(
+        old.await.unwrap()["model_version"],
+        "1",
+        "the in-flight request stayed on v1"
+    );
+}

@@ -8,3 +8,4 @@ mod lifecycle;
 mod observability;
 mod repository;
 mod support;
+mod triton_client;
