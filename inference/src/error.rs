@@ -36,6 +36,9 @@ pub enum Error {
         #[source]
         source: Option<BackendError>,
     },
+    /// A serialized tensor (an ONNX `TensorProto`) is malformed or of an unserved type.
+    #[error("invalid tensor: {0}")]
+    InvalidTensor(String),
     /// A graph input or output has an element type the platform does not serve.
     #[error("{direction} `{name}` has element type {type_name}, which is not supported")]
     UnsupportedElementType {
@@ -102,6 +105,16 @@ pub enum Error {
         /// Elements given.
         given: usize,
     },
+    /// Raw bytes do not fill a shape.
+    #[error("shape {shape:?} of {element_type} needs {} bytes, but {given} were given", expected_bytes(shape, *element_type))]
+    ByteLength {
+        /// The shape.
+        shape: Vec<usize>,
+        /// The element type.
+        element_type: crate::ElementType,
+        /// Bytes given.
+        given: usize,
+    },
     /// Tensors could not be merged into, or split from, a batch.
     #[error("batching failed: {0}")]
     Batch(String),
@@ -123,6 +136,13 @@ pub enum Error {
     },
 }
 
+fn expected_bytes(shape: &[usize], ty: crate::ElementType) -> String {
+    shape
+        .iter()
+        .try_fold(ty.byte_size().unwrap_or(0), |a, &d| a.checked_mul(d))
+        .map_or_else(|| "more than usize::MAX".to_owned(), |n| n.to_string())
+}
+
 impl Error {
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         Self::InvalidModel {
@@ -131,8 +151,9 @@ impl Error {
     }
 }
 
-/// Renders an error and its sources on one line, the way `{:#}` does for `anyhow`.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+/// Renders an error and its sources on one line, the way `{:#}` does for `anyhow`, skipping a
+/// source whose text the line already holds.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {

@@ -37,7 +37,7 @@ mod tensor_proto;
 
 pub use backend::ort::ORT_DYLIB_ENV;
 pub use backend::{Backend, BackendKind, OrtBackend, OrtRuntime, TractBackend, UnknownBackend};
-pub use error::{BackendError, Error};
+pub use error::{error_chain, BackendError, Error};
 pub use metadata::{Dim, ModelMetadata, Opset, TensorInfo};
 pub use model::{describe, Model, Outputs};
 pub use options::LoadOptions;

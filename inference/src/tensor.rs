@@ -356,6 +356,79 @@ impl Tensor {
     }
 }
 
+impl Tensor {
+    /// Decodes row-major little-endian element bytes (one byte per bool), as ONNX `raw_data`
+    /// and Triton's binary tensors store them. Strings have no fixed-size encoding and are
+    /// refused.
+    pub fn from_le_bytes(ty: ElementType, shape: &[usize], raw: &[u8]) -> Result<Tensor, Error> {
+        let size = ty.byte_size().ok_or(Error::Batch(
+            "string tensors have no little-endian byte encoding".to_owned(),
+        ))?;
+        let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if count.and_then(|c| c.checked_mul(size)) != Some(raw.len()) {
+            return Err(Error::ByteLength {
+                shape: shape.to_vec(),
+                element_type: ty,
+                given: raw.len(),
+            });
+        }
+        macro_rules! le {
+            ($t:ty, $n:literal) => {
+                Tensor::from_shape_vec(
+                    shape,
+                    raw.chunks_exact($n)
+                        .map(|c| {
+                            <$t>::from_le_bytes(c.try_into().expect("chunk has the element size"))
+                        })
+                        .collect::<Vec<$t>>(),
+                )
+            };
+        }
+        match ty {
+            ElementType::F16 => le!(f16, 2),
+            ElementType::F32 => le!(f32, 4),
+            ElementType::F64 => le!(f64, 8),
+            ElementType::I8 => le!(i8, 1),
+            ElementType::I16 => le!(i16, 2),
+            ElementType::I32 => le!(i32, 4),
+            ElementType::I64 => le!(i64, 8),
+            ElementType::U8 => le!(u8, 1),
+            ElementType::U16 => le!(u16, 2),
+            ElementType::U32 => le!(u32, 4),
+            ElementType::U64 => le!(u64, 8),
+            ElementType::Bool => {
+                Tensor::from_shape_vec(shape, raw.iter().map(|&b| b != 0).collect())
+            }
+            ElementType::String => unreachable!("strings have no byte size"),
+        }
+    }
+
+    /// Encodes the elements as row-major little-endian bytes (one byte per bool); `None` for
+    /// strings. The inverse of [`Tensor::from_le_bytes`].
+    pub fn to_le_bytes(&self) -> Option<Vec<u8>> {
+        macro_rules! le {
+            ($a:expr) => {
+                $a.iter().flat_map(|x| x.to_le_bytes()).collect()
+            };
+        }
+        Some(match self {
+            Tensor::F16(a) => le!(a),
+            Tensor::F32(a) => le!(a),
+            Tensor::F64(a) => le!(a),
+            Tensor::I8(a) => le!(a),
+            Tensor::I16(a) => le!(a),
+            Tensor::I32(a) => le!(a),
+            Tensor::I64(a) => le!(a),
+            Tensor::U8(a) => a.iter().copied().collect(),
+            Tensor::U16(a) => le!(a),
+            Tensor::U32(a) => le!(a),
+            Tensor::U64(a) => le!(a),
+            Tensor::Bool(a) => a.iter().map(|&b| u8::from(b)).collect(),
+            Tensor::String(_) => return None,
+        })
+    }
+}
+
 /// A Rust type that is the element of one [`Tensor`] variant.
 pub trait Element: Clone + Sized + 'static {
     /// The element type this Rust type stands for.
@@ -440,6 +513,19 @@ mod tests {
         let f = Tensor::from_shape_vec(&[1, 2], vec![1.0f32, 2.0]).unwrap();
         assert!(Tensor::concat_rows(&[a.clone(), f]).is_err());
         assert!(ab.split_rows(&[1, 1]).is_err());
+    }
+
+    #[test]
+    fn little_endian_bytes_round_trip_every_fixed_size_type() {
+        for ty in ElementType::ALL {
+            let Some(size) = ty.byte_size() else { continue };
+            let raw: Vec<u8> = (0..6 * size as u8).map(|b| b % 2).collect();
+            let t = Tensor::from_le_bytes(ty, &[2, 3], &raw).unwrap();
+            assert_eq!(t.element_type(), ty);
+            assert_eq!(t.to_le_bytes().unwrap(), raw, "{ty}");
+            assert!(Tensor::from_le_bytes(ty, &[2, 3], &raw[1..]).is_err());
+        }
+        assert!(Tensor::from_le_bytes(ElementType::String, &[1], &[]).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub struct NamedTensor {
 /// Supports raw little-endian data and the typed repeated fields; external data is refused.
 pub fn decode_tensor_proto(bytes: &[u8]) -> Result<NamedTensor, Error> {
     let proto = pb::TensorProto::decode(bytes)
-        .map_err(|e| Error::invalid(format!("not a TensorProto: {e}")))?;
+        .map_err(|e| Error::InvalidTensor(format!("not a TensorProto: {e}")))?;
     let tensor = tensor_from_proto(&proto)?;
     Ok(NamedTensor {
         name: proto.name,
@@ -31,14 +31,14 @@ pub fn decode_tensor_proto(bytes: &[u8]) -> Result<NamedTensor, Error> {
 
 fn tensor_from_proto(p: &pb::TensorProto) -> Result<Tensor, Error> {
     let ty = ElementType::from_onnx_code(p.data_type).ok_or_else(|| {
-        Error::invalid(format!(
+        Error::InvalidTensor(format!(
             "tensor `{}` has element type {}, which is not supported",
             p.name,
             onnx_type_name(p.data_type)
         ))
     })?;
     if p.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
-        return Err(Error::invalid(format!(
+        return Err(Error::InvalidTensor(format!(
             "tensor `{}` keeps its data in an external file",
             p.name
         )));
@@ -48,17 +48,19 @@ fn tensor_from_proto(p: &pb::TensorProto) -> Result<Tensor, Error> {
         .iter()
         .map(|&d| {
             usize::try_from(d).map_err(|_| {
-                Error::invalid(format!("tensor `{}` has negative dimension {d}", p.name))
+                Error::InvalidTensor(format!("tensor `{}` has negative dimension {d}", p.name))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let count = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::invalid(format!("tensor `{}` has too many elements", p.name)))?;
+        .ok_or_else(|| {
+            Error::InvalidTensor(format!("tensor `{}` has too many elements", p.name))
+        })?;
 
     if !p.raw_data.is_empty() || (count == 0 && ty != ElementType::String) {
-        return from_raw(ty, &shape, count, &p.raw_data, &p.name);
+        return from_raw(ty, &shape, &p.raw_data, &p.name);
     }
     macro_rules! typed {
         ($field:expr, $conv:expr) => {{
@@ -86,7 +88,7 @@ fn tensor_from_proto(p: &pb::TensorProto) -> Result<Tensor, Error> {
                 .map(|s| String::from_utf8(s.clone()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| {
-                    Error::invalid(format!(
+                    Error::InvalidTensor(format!(
                         "tensor `{}` holds a string that is not UTF-8",
                         p.name
                     ))
@@ -96,53 +98,19 @@ fn tensor_from_proto(p: &pb::TensorProto) -> Result<Tensor, Error> {
     }
 }
 
-fn from_raw(
-    ty: ElementType,
-    shape: &[usize],
-    count: usize,
-    raw: &[u8],
-    name: &str,
-) -> Result<Tensor, Error> {
-    let size = ty
-        .byte_size()
-        .ok_or_else(|| Error::invalid(format!("string tensor `{name}` cannot use raw data")))?;
-    if Some(raw.len()) != count.checked_mul(size) {
-        return Err(Error::invalid(format!(
-            "tensor `{name}` has {} raw bytes, but {count} {ty} elements need {}",
-            raw.len(),
-            count.saturating_mul(size)
+fn from_raw(ty: ElementType, shape: &[usize], raw: &[u8], name: &str) -> Result<Tensor, Error> {
+    if ty == ElementType::String {
+        return Err(Error::InvalidTensor(format!(
+            "string tensor `{name}` cannot use raw data"
         )));
     }
-    macro_rules! le {
-        ($t:ty, $n:literal) => {{
-            let data: Vec<$t> = raw
-                .chunks_exact($n)
-                .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk has the element size")))
-                .collect();
-            Tensor::from_shape_vec(shape, data)
-        }};
-    }
-    match ty {
-        ElementType::F32 => le!(f32, 4),
-        ElementType::F64 => le!(f64, 8),
-        ElementType::I8 => le!(i8, 1),
-        ElementType::I16 => le!(i16, 2),
-        ElementType::I32 => le!(i32, 4),
-        ElementType::I64 => le!(i64, 8),
-        ElementType::U8 => le!(u8, 1),
-        ElementType::U16 => le!(u16, 2),
-        ElementType::U32 => le!(u32, 4),
-        ElementType::U64 => le!(u64, 8),
-        ElementType::F16 => {
-            let data: Vec<f16> = raw
-                .chunks_exact(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]]))
-                .collect();
-            Tensor::from_shape_vec(shape, data)
-        }
-        ElementType::Bool => Tensor::from_shape_vec(shape, raw.iter().map(|&b| b != 0).collect()),
-        ElementType::String => unreachable!("strings have no byte size"),
-    }
+    Tensor::from_le_bytes(ty, shape, raw).map_err(|e| {
+        Error::InvalidTensor(if name.is_empty() {
+            e.to_string()
+        } else {
+            format!("`{name}`: {e}")
+        })
+    })
 }
 
 #[cfg(test)]
@@ -188,7 +156,10 @@ mod tests {
         let err = decode_tensor_proto(&encode(&short))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("16 raw bytes"), "{err}");
+        assert_eq!(
+            err,
+            "invalid tensor: shape [3] of int64 needs 24 bytes, but 16 were given"
+        );
         let bf16 = pb::TensorProto {
             dims: vec![1],
             data_type: 16,

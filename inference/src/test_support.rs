@@ -33,23 +33,28 @@ fn required() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty() && s != "0" && s != "false"))
 }
 
-/// The ONNX Runtime library from `ORT_DYLIB_PATH`, or `None` after printing why the caller
-/// skips. Panics when ONNX Runtime is required (`EDGE_ML_REQUIRE_ORT` or `CI` set) but absent.
-pub fn ort_library(test: &str) -> Option<PathBuf> {
-    match std::env::var_os(crate::ORT_DYLIB_ENV).map(PathBuf::from) {
-        Some(p) if p.is_file() => Some(p),
-        other => {
-            let why = match other {
-                Some(p) => format!("{} = `{}` is not a file", crate::ORT_DYLIB_ENV, p.display()),
-                None => format!("{} is not set", crate::ORT_DYLIB_ENV),
-            };
-            if required() {
-                panic!("{test}: ONNX Runtime is required here but {why}; run scripts/test.sh, which installs it");
-            }
-            eprintln!("skipping {test}: {why} (scripts/test.sh sets it up)");
-            None
-        }
+/// The value of an environment variable that `scripts/env.sh` sets up, or `None` after
+/// printing why `test` skips. Panics when the setup is required (`EDGE_ML_REQUIRE_ORT` or `CI`
+/// set) but the variable is absent or, with `must_be_file`, not a file.
+pub fn setup_var(var: &str, test: &str, must_be_file: bool) -> Option<String> {
+    let why = match std::env::var(var) {
+        Ok(v) if !must_be_file || std::path::Path::new(&v).is_file() => return Some(v),
+        Ok(v) => format!("{var} = `{v}` is not a file"),
+        Err(_) => format!("{var} is not set"),
+    };
+    if required() {
+        panic!(
+            "{test}: this test is required here but {why}; run scripts/test.sh, which sets it up"
+        );
     }
+    eprintln!("skipping {test}: {why} (scripts/test.sh sets it up)");
+    None
+}
+
+/// The ONNX Runtime library from `ORT_DYLIB_PATH`, or `None` after printing why the caller
+/// skips; see [`setup_var`].
+pub fn ort_library(test: &str) -> Option<PathBuf> {
+    setup_var(crate::ORT_DYLIB_ENV, test, true).map(PathBuf::from)
 }
 
 /// A value info for a tensor of `ty` with the given dims (`None` for a symbolic `N`).

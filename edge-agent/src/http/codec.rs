@@ -250,104 +250,46 @@ pub fn tensor_from_binary(
     count: usize,
     raw: &[u8],
 ) -> Result<Tensor, String> {
-    let tensor = match ty.byte_size() {
-        Some(size) => {
-            if Some(raw.len()) != count.checked_mul(size) {
-                return Err(format!(
-                    "input `{name}`: shape {shape:?} of {} needs {} bytes, but binary_data_size is {}",
-                    datatype(ty),
-                    count.saturating_mul(size),
-                    raw.len()
-                ));
-            }
-            macro_rules! le {
-                ($t:ty, $n:literal) => {
-                    Tensor::from_shape_vec(
-                        shape,
-                        raw.chunks_exact($n)
-                            .map(|c| <$t>::from_le_bytes(c.try_into().expect("exact chunk")))
-                            .collect::<Vec<$t>>(),
-                    )
-                };
-            }
-            match ty {
-                ElementType::I8 => le!(i8, 1),
-                ElementType::I16 => le!(i16, 2),
-                ElementType::I32 => le!(i32, 4),
-                ElementType::I64 => le!(i64, 8),
-                ElementType::U8 => le!(u8, 1),
-                ElementType::U16 => le!(u16, 2),
-                ElementType::U32 => le!(u32, 4),
-                ElementType::U64 => le!(u64, 8),
-                ElementType::F32 => le!(f32, 4),
-                ElementType::F64 => le!(f64, 8),
-                ElementType::F16 => Tensor::from_shape_vec(
-                    shape,
-                    raw.chunks_exact(2)
-                        .map(|c| f16::from_le_bytes([c[0], c[1]]))
-                        .collect::<Vec<_>>(),
-                ),
-                ElementType::Bool => {
-                    Tensor::from_shape_vec(shape, raw.iter().map(|&b| b != 0).collect::<Vec<_>>())
-                }
-                ElementType::String => unreachable!("strings have no fixed size"),
-            }
+    if ty != ElementType::String {
+        return Tensor::from_le_bytes(ty, shape, raw)
+            .map_err(|e| format!("input `{name}`: binary_data_size is {}, but {e}", raw.len()));
+    }
+    let mut items = Vec::with_capacity(count.min(1 << 20));
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| format!("input `{name}`: truncated BYTES length prefix"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(format!(
+                "input `{name}`: BYTES element of {len} bytes runs past the data"
+            ));
         }
-        None => {
-            let mut items = Vec::with_capacity(count.min(1 << 20));
-            let mut rest = raw;
-            while !rest.is_empty() {
-                let (len, tail) = rest
-                    .split_first_chunk::<4>()
-                    .ok_or_else(|| format!("input `{name}`: truncated BYTES length prefix"))?;
-                let len = u32::from_le_bytes(*len) as usize;
-                if tail.len() < len {
-                    return Err(format!(
-                        "input `{name}`: BYTES element of {len} bytes runs past the data"
-                    ));
-                }
-                let s = std::str::from_utf8(&tail[..len]).map_err(|_| {
-                    format!("input `{name}`: BYTES element {} is not UTF-8", items.len())
-                })?;
-                items.push(s.to_owned());
-                rest = &tail[len..];
-            }
-            if items.len() != count {
-                return Err(format!(
-                    "input `{name}`: shape {shape:?} needs {count} BYTES elements, but the data holds {}",
-                    items.len()
-                ));
-            }
-            Tensor::from_shape_vec(shape, items)
-        }
-    };
-    tensor.map_err(|e| format!("input `{name}`: {e}"))
+        let s = std::str::from_utf8(&tail[..len])
+            .map_err(|_| format!("input `{name}`: BYTES element {} is not UTF-8", items.len()))?;
+        items.push(s.to_owned());
+        rest = &tail[len..];
+    }
+    if items.len() != count {
+        return Err(format!(
+            "input `{name}`: shape {shape:?} needs {count} BYTES elements, but the data holds {}",
+            items.len()
+        ));
+    }
+    Tensor::from_shape_vec(shape, items).map_err(|e| format!("input `{name}`: {e}"))
 }
 
 /// Encodes a tensor in the binary tensor format.
 pub fn tensor_to_binary(t: &Tensor) -> Vec<u8> {
-    macro_rules! le {
-        ($a:expr) => {
-            $a.iter().flat_map(|x| x.to_le_bytes()).collect()
-        };
-    }
     match t {
-        Tensor::F16(a) => le!(a),
-        Tensor::F32(a) => le!(a),
-        Tensor::F64(a) => le!(a),
-        Tensor::I8(a) => le!(a),
-        Tensor::I16(a) => le!(a),
-        Tensor::I32(a) => le!(a),
-        Tensor::I64(a) => le!(a),
-        Tensor::U8(a) => a.iter().copied().collect(),
-        Tensor::U16(a) => le!(a),
-        Tensor::U32(a) => le!(a),
-        Tensor::U64(a) => le!(a),
-        Tensor::Bool(a) => a.iter().map(|&b| u8::from(b)).collect(),
         Tensor::String(a) => a
             .iter()
             .flat_map(|s| (s.len() as u32).to_le_bytes().into_iter().chain(s.bytes()))
             .collect(),
+        fixed => fixed
+            .to_le_bytes()
+            .expect("fixed-size elements have a byte encoding"),
     }
 }
 

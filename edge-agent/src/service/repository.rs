@@ -241,7 +241,10 @@ impl Repository {
             .await
             .expect("model loading catches engine panics")
             .map_err(|e| {
-                RepositoryError::Rejected(format!("model failed to load: {}", error_chain(&e)))
+                RepositoryError::Rejected(format!(
+                    "model failed to load: {}",
+                    inference::error_chain(&e)
+                ))
             })?;
         if config.batching.is_some() {
             LoadedModel::check_batchable(model.metadata()).map_err(RepositoryError::Rejected)?;
@@ -584,18 +587,4 @@ impl Repository {
     pub fn loaded_count(&self) -> usize {
         self.read().values().map(|e| e.loaded.len()).sum()
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }

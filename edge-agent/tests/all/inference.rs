@@ -11,21 +11,14 @@ use crate::support::{digits, mlp_request, Agent, INFER};
 async fn server_and_model_metadata_follow_oip() {
     let agent = Agent::start().await;
     agent.push("digits", 1, "digits_mlp.onnx", json!({})).await;
-    let server: Value = agent.get("/v2").send().await.unwrap().json().await.unwrap();
+    let server: Value = agent.get_json("/v2").await;
     assert_eq!(server["name"], "edge-agent");
     assert!(server["extensions"]
         .as_array()
         .unwrap()
         .contains(&json!("binary_tensor_data")));
 
-    let meta: Value = agent
-        .get("/v2/models/digits")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = agent.get_json("/v2/models/digits").await;
     assert_eq!(meta["name"], "digits");
     assert_eq!(meta["versions"], json!(["1"]));
     assert_eq!(meta["platform"], "tract_onnx");
@@ -35,23 +28,9 @@ async fn server_and_model_metadata_follow_oip() {
     );
     assert_eq!(meta["outputs"][1]["name"], "probabilities");
 
-    let v: Value = agent
-        .get("/v2/models/digits/versions/1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = agent.get_json("/v2/models/digits/versions/1").await;
     assert_eq!(v, meta);
-    let ready: Value = agent
-        .get("/v2/models/digits/ready")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = agent.get_json("/v2/models/digits/ready").await;
     assert_eq!(ready, json!({"name": "digits", "ready": true}));
     let r = agent
         .get("/v2/models/digits/versions/9/ready")

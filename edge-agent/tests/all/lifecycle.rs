@@ -49,24 +49,10 @@ async fn a_restart_keeps_every_model_and_its_active_version() {
         .send()
         .await
         .unwrap();
-    let before: Value = agent
-        .get("/v1/models")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = agent.get_json("/v1/models").await;
 
     let agent = agent.restart().await;
-    let after: Value = agent
-        .get("/v1/models")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = agent.get_json("/v1/models").await;
     assert_eq!(before, after);
     assert_eq!(after[0]["active_version"], 1);
     let (status, out) = agent.infer("a", None, &mlp_request(&digits(1))).await;
@@ -130,26 +116,12 @@ async fn a_full_queue_answers_503_with_retry_after() {
 async fn shutdown_drains_in_flight_requests() {
     let agent = Agent::start().await;
     agent.push_bytes("slow", 1, slow_model(), json!({})).await;
-    let client = agent.client.clone();
-    let url = format!("{}/v2/models/slow/infer", agent.url);
-    let in_flight = tokio::spawn(async move {
-        client
-            .post(url)
-            .bearer_auth(crate::support::INFER)
-            .json(&slow_request(256))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let in_flight = agent.spawn_infer("slow", slow_request(256));
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let base = agent.url.clone();
     agent.stop().await;
-    assert_eq!(
-        in_flight.await.unwrap(),
-        200,
-        "the in-flight request finished"
-    );
+    let finished = in_flight.await.unwrap();
+    assert_eq!(finished.status(), 200, "the in-flight request finished");
     assert!(
         reqwest::get(format!("{base}/v2/health/live"))
             .await
@@ -186,20 +158,7 @@ async fn a_hot_swap_lets_in_flight_requests_finish_on_the_old_version() {
         1
     );
 
-    let client = agent.client.clone();
-    let url = format!("{}/v2/models/swap/infer", agent.url);
-    let old = tokio::spawn(async move {
-        client
-            .post(url)
-            .bearer_auth(crate::support::INFER)
-            .json(&slow_request(256))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    });
+    let old = agent.spawn_infer("swap", slow_request(256));
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let r = agent
         .admin(Method::POST, "/v1/models/swap/versions/2/activate")
@@ -209,9 +168,9 @@ async fn a_hot_swap_lets_in_flight_requests_finish_on_the_old_version() {
     assert_eq!(r.status(), 200);
     let (status, new) = agent.infer("swap", None, &slow_request(1)).await;
     assert_eq!((status, new["model_version"].as_str().unwrap()), (200, "2"));
+    let old: Value = old.await.unwrap().json().await.unwrap();
     assert_eq!(
-        old.await.unwrap()["model_version"],
-        "1",
+        old["model_version"], "1",
         "the in-flight request stayed on v1"
     );
 }

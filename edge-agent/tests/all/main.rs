@@ -6,6 +6,7 @@ mod batching;
 mod inference;
 mod lifecycle;
 mod observability;
+mod process;
 mod repository;
 mod support;
 mod triton_client;

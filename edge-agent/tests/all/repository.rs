@@ -28,25 +28,11 @@ async fn push_list_activate_rollback_delete() {
         .await;
     assert_eq!(second["active_version"], 2);
 
-    let list: Value = agent
-        .get("/v1/models")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = agent.get_json("/v1/models").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["versions"].as_array().unwrap().len(), 2);
 
-    let v1: Value = agent
-        .get("/v1/models/digits/versions/1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v1: Value = agent.get_json("/v1/models/digits/versions/1").await;
     assert_eq!(v1["active"], false);
     assert_eq!(v1["version"]["config"]["description"], "mlp");
 
@@ -110,14 +96,7 @@ async fn push_list_activate_rollback_delete() {
 async fn refused_uploads_leave_the_repository_unchanged() {
     let agent = Agent::start().await;
     agent.push("m", 1, "digits_mlp.onnx", json!({})).await;
-    let before: Value = agent
-        .get("/v1/models")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = agent.get_json("/v1/models").await;
 
     let good = model_bytes("digits_mlp.onnx");
     let corrupted = good[..good.len() / 2].to_vec();
@@ -181,14 +160,7 @@ async fn refused_uploads_leave_the_repository_unchanged() {
         .await;
     assert_eq!(r.status(), 413);
 
-    let after: Value = agent
-        .get("/v1/models")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = agent.get_json("/v1/models").await;
     assert_eq!(before, after);
     let blobs = std::fs::read_dir(agent.data_dir.join("blobs"))
         .unwrap()
@@ -210,14 +182,7 @@ async fn a_model_on_ort_is_served_or_refused_clearly() {
     match inference::test_support::ort_library("a_model_on_ort_is_served_or_refused_clearly") {
         Some(_) => {
             assert_eq!(r.status(), 201);
-            let meta: Value = agent
-                .get("/v2/models/cnn")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let meta: Value = agent.get_json("/v2/models/cnn").await;
             assert_eq!(meta["platform"], "onnxruntime_onnx");
         }
         None => {
@@ -244,14 +209,7 @@ async fn the_model_dir_is_served_read_only() {
     .unwrap();
     let model_dir = dir.path().to_path_buf();
     let agent = Agent::start_with(move |c| c.model_dir = Some(model_dir)).await;
-    let summary: Value = agent
-        .get("/v1/models/shipped")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let summary: Value = agent.get_json("/v1/models/shipped").await;
     assert_eq!(summary["source"], "model_dir");
     assert_eq!(summary["active_version"], 3);
     assert_eq!(summary["versions"][0]["config"]["max_concurrency"], 1);

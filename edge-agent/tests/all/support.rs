@@ -106,6 +106,21 @@ impl Agent {
             .bearer_auth(INFER)
     }
 
+    /// GETs a path with the infer token and returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Starts an infer request in the background, for tests that act while it runs.
+    pub fn spawn_infer(&self, model: &str, body: Value) -> tokio::task::JoinHandle<Response> {
+        let request = self
+            .client
+            .post(format!("{}/v2/models/{model}/infer", self.url))
+            .bearer_auth(INFER)
+            .json(&body);
+        tokio::spawn(async move { request.send().await.unwrap() })
+    }
+
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.url))

@@ -8,19 +8,12 @@ use crate::support::{Agent, INFER};
 
 #[tokio::test]
 async fn tritons_python_client_works_unchanged() {
-    let python = match std::env::var("EDGE_ML_PYTHON") {
-        Ok(p) => p,
-        Err(_) => {
-            let required = ["EDGE_ML_REQUIRE_ORT", "CI"]
-                .iter()
-                .any(|v| std::env::var_os(v).is_some());
-            assert!(
-                !required,
-                "EDGE_ML_PYTHON is not set; run scripts/test.sh, which installs tritonclient"
-            );
-            eprintln!("skipping tritons_python_client_works_unchanged: EDGE_ML_PYTHON is not set (scripts/test.sh sets it)");
-            return;
-        }
+    let Some(python) = inference::test_support::setup_var(
+        "EDGE_ML_PYTHON",
+        "tritons_python_client_works_unchanged",
+        true,
+    ) else {
+        return;
     };
     let agent = Agent::start().await;
     agent.push("digits", 1, "digits_mlp.onnx", json!({})).await;

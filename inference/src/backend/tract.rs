@@ -10,7 +10,7 @@ use tract_onnx::prelude::{
 use tract_onnx::tract_core::plan::SimplePlan;
 
 use super::{guard, Backend, BackendKind};
-use crate::error::{chain, Error};
+use crate::error::{error_chain as chain, Error};
 use crate::metadata::ModelMetadata;
 use crate::tensor::{with_array, Tensor};
 

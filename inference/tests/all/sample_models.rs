@@ -46,7 +46,7 @@ fn manifest_matches_every_committed_file() {
         checked += 1;
     }
     assert_eq!(
-        checked, 9,
+        checked, 10,
         "manifest lists every model, dataset and reference file"
     );
 }

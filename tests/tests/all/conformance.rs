@@ -18,7 +18,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use inference::test_support::ort_library;
+use inference::test_support::{ort_library, setup_var};
 use inference::{decode_tensor_proto, BackendKind, LoadOptions, Model, Tensor};
 use serde_json::Value;
 
@@ -45,20 +45,7 @@ struct Case {
 }
 
 fn cases_dir() -> Option<PathBuf> {
-    match std::env::var_os("ONNX_NODE_TESTS") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => {
-            let required = ["EDGE_ML_REQUIRE_ORT", "CI"]
-                .iter()
-                .any(|v| std::env::var_os(v).is_some());
-            assert!(
-                !required,
-                "ONNX_NODE_TESTS is not set; run scripts/test.sh, which generates the cases"
-            );
-            eprintln!("skipping conformance: ONNX_NODE_TESTS is not set (scripts/test.sh generates the cases)");
-            None
-        }
-    }
+    setup_var("ONNX_NODE_TESTS", "conformance", false).map(PathBuf::from)
 }
 
 fn read_index(dir: &Path) -> Vec<Case> {
