@@ -1,6 +1,21 @@
-//! Federated learning core: strategies, differential privacy, secure aggregation, the local
-//! trainer, partitioners and simulation. Pure logic, no I/O.
+//! Federated learning core: parameters and their wire format, Flower-shaped strategies and
+//! their arithmetic, and data partitioners. Pure logic, no I/O: the simulation and the
+//! coordinator drive it.
 //!
-//! This crate is filled by the federated-learning issues; for now it only holds its place in
-//! the workspace so that the dependency graph of DESIGN.md is in force from the start.
+//! - [`Parameters`]: a model's trainable tensors by ONNX initializer name; [`wire`] encodes
+//!   them compactly and validates what it decodes;
+//! - [`strategy`]: [`Strategy`] with Flower's split (configure fit, aggregate fit, configure
+//!   evaluate, aggregate evaluate) and FedAvg, FedProx, FedAvgM, FedAdam, FedYogi, FedAdagrad,
+//!   FedMedian, FedTrimmedAvg, Krum and Multi-Krum;
+//! - [`aggregate`]: the arithmetic as pure functions;
+//! - [`data`]: labelled datasets and the IID, Dirichlet(α) and label-shard partitioners.
 #![deny(missing_docs)]
+
+pub mod aggregate;
+pub mod data;
+pub mod params;
+pub mod strategy;
+pub mod wire;
+
+pub use params::{weighted_average, ParamError, ParamTensor, Parameters};
+pub use strategy::{ClientSelection, FedStrategy, Strategy, StrategyError};
