@@ -15,6 +15,7 @@ pub mod aggregate;
 pub mod data;
 pub mod params;
 pub mod strategy;
+pub mod train;
 pub mod wire;
 
 pub use params::{weighted_average, ParamError, ParamTensor, Parameters};

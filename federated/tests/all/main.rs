@@ -1,0 +1,4 @@
+//! Integration tests of the federated core.
+
+mod gradients;
+mod training;

@@ -1,0 +1,137 @@
+//! The trainer on real models: refusals, learning on digits, and the exported model served by
+//! `inference` unchanged.
+
+use federated::data::Dataset;
+use federated::train::{Loss, TrainConfig, TrainError, Trainer};
+use inference::ndarray::ArrayD;
+use inference::test_support::{model, model_bytes, models_dir, node, value_info};
+use inference::{ElementType, LoadOptions, Model, Tensor};
+use prost::Message;
+use tract_onnx::pb;
+
+fn digits(split: &str) -> Dataset {
+    let file = std::fs::File::open(models_dir().join("digits.npz")).unwrap();
+    let mut npz = ndarray_npy::NpzReader::new(file).unwrap();
+    let x: ArrayD<f32> = npz.by_name(&format!("x_{split}")).unwrap();
+    let y: ArrayD<i64> = npz.by_name(&format!("y_{split}")).unwrap();
+    Dataset::new(
+        x.iter().copied().collect(),
+        vec![64],
+        y.iter().copied().collect(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn unsupported_models_are_refused_by_name() {
+    let topk = model(
+        vec![node("TopK", &["x", "k"], &["y"])],
+        vec![value_info("x", ElementType::F32, &[None, Some(3)])],
+        vec![value_info("y", ElementType::F32, &[None, Some(3)])],
+        vec![inference::test_support::f32_initializer("w", &[1], &[1.0])],
+    );
+    let err = Trainer::new(&topk).unwrap_err();
+    assert!(
+        matches!(err, TrainError::UnsupportedOp { ref op, .. } if op == "TopK"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("`TopK`"));
+    let nothing = model(
+        vec![node("Relu", &["x"], &["y"])],
+        vec![value_info("x", ElementType::F32, &[None, Some(3)])],
+        vec![value_info("y", ElementType::F32, &[None, Some(3)])],
+        vec![],
+    );
+    assert!(matches!(
+        Trainer::new(&nothing),
+        Err(TrainError::NothingToTrain)
+    ));
+    assert!(matches!(
+        Trainer::new(b"garbage"),
+        Err(TrainError::InvalidModel(_))
+    ));
+    let q = model_bytes("digits_cnn_int8.onnx");
+    assert!(matches!(
+        Trainer::new(&q),
+        Err(TrainError::UnsupportedOp { .. })
+    ));
+}
+
+#[test]
+fn the_cnn_learns_digits_and_exports_a_servable_model() {
+    let onnx = model_bytes("digits_cnn.onnx");
+    let mut trainer = Trainer::new(&onnx).unwrap();
+    let (train, test) = (digits("train"), digits("test"));
+    let before = trainer.evaluate(&test, 128, Loss::CrossEntropy).unwrap();
+    let config = TrainConfig {
+        epochs: 3,
+        ..TrainConfig::default()
+    };
+    let report = trainer.fit(&train, &config, None).unwrap();
+    assert_eq!(report.steps, 3 * train.len().div_ceil(32));
+    let after = trainer.evaluate(&test, 128, Loss::CrossEntropy).unwrap();
+    assert!(before.accuracy < 0.3, "random init: {before:?}");
+    assert!(
+        after.accuracy > 0.85 && after.loss < before.loss,
+        "trained: {after:?}"
+    );
+
+    let exported = trainer.export_onnx().unwrap();
+    // Identical but for initializer data.
+    let strip = |bytes: &[u8]| {
+        let mut p = pb::ModelProto::decode(bytes).unwrap();
+        for t in &mut p.graph.as_mut().unwrap().initializer {
+            t.raw_data.clear();
+            t.float_data.clear();
+        }
+        p
+    };
+    assert_eq!(strip(&exported), strip(&onnx));
+    let served = Model::load(exported, &LoadOptions::default()).unwrap();
+    let x = Tensor::from_shape_vec(&[test.len(), 1, 8, 8], test.x.clone()).unwrap();
+    let out = served.run([("input", x)]).unwrap();
+    let logits = out.get("logits").unwrap().as_array::<f32>().unwrap();
+    let correct = logits
+        .outer_iter()
+        .zip(&test.y)
+        .filter(|(row, &y)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, v)| if *v > row[b] { i } else { b });
+            best as i64 == y
+        })
+        .count();
+    let served_accuracy = correct as f64 / test.len() as f64;
+    assert!(
+        (served_accuracy - after.accuracy).abs() < 0.01,
+        "{served_accuracy} vs {}",
+        after.accuracy
+    );
+}
+
+#[test]
+fn fedprox_pulls_towards_the_anchor_and_max_steps_stop_early() {
+    let onnx = model_bytes("digits_mlp.onnx");
+    let train = digits("train");
+    let global = Trainer::new(&onnx).unwrap().parameters().unwrap();
+    let drift = |mu: f64| {
+        let mut t = Trainer::new(&onnx).unwrap();
+        let config = TrainConfig {
+            max_steps: Some(20),
+            proximal_mu: mu,
+            optimizer: federated::train::OptimizerConfig::Sgd {
+                lr: 0.2,
+                momentum: 0.0,
+                weight_decay: 0.0,
+            },
+            ..TrainConfig::default()
+        };
+        let r = t.fit(&train, &config, Some(&global)).unwrap();
+        assert_eq!(r.steps, 20);
+        t.parameters().unwrap().delta(&global).unwrap().l2_norm()
+    };
+    let free = drift(0.0);
+    let held = drift(2.0);
+    assert!(held < free, "μ = 2 drifted {held}, μ = 0 drifted {free}");
+}
