@@ -1,8 +1,14 @@
-//! The federated-learning coordinator: jobs, rounds and the client registry over HTTP, and the
-//! `simulate` command for experiments on one machine.
+//! The federated-learning coordinator. For now: `coordinator simulate`, which runs federated
+//! experiments on one machine from a TOML file and writes their metrics and a plot.
 //!
-//! Filled by the federated-learning issues; it depends on `federated` only, as DESIGN.md lays
-//! out.
+//! - [`SimulationFile`]: the experiment description (model, data, partition, clients,
+//!   stragglers, local training, and one or more strategy variants);
+//! - [`run_simulation`]: runs every variant and writes `metrics.csv`, `metrics.json` and
+//!   `accuracy.svg` to an output directory.
 #![deny(missing_docs)]
 
-pub use federated;
+mod plot;
+mod simulate;
+
+pub use plot::plot_curves;
+pub use simulate::{run_simulation, SimulationFile, Variant, VariantResult};

@@ -8,12 +8,15 @@
 //!   evaluate, aggregate evaluate) and FedAvg, FedProx, FedAvgM, FedAdam, FedYogi, FedAdagrad,
 //!   FedMedian, FedTrimmedAvg, Krum and Multi-Krum;
 //! - [`aggregate`]: the arithmetic as pure functions;
-//! - [`data`]: labelled datasets and the IID, Dirichlet(α) and label-shard partitioners.
+//! - [`data`]: labelled datasets and the IID, Dirichlet(α) and label-shard partitioners;
+//! - [`train`]: local training of ONNX models (lowered to candle), exported back to ONNX;
+//! - [`simulation`]: N virtual clients, R rounds of any strategy, stragglers, metrics.
 #![deny(missing_docs)]
 
 pub mod aggregate;
 pub mod data;
 pub mod params;
+pub mod simulation;
 pub mod strategy;
 pub mod train;
 pub mod wire;

@@ -6,6 +6,7 @@
 //! [`Aggregation`]: the mean (FedAvg, FedProx), a server optimizer (FedAvgM, FedAdam, FedYogi,
 //! FedAdagrad) or a robust rule (FedMedian, FedTrimmedAvg, Krum, Multi-Krum).
 
+mod config;
 mod robust;
 mod server_opt;
 
@@ -15,6 +16,7 @@ use rand::seq::IndexedRandom;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+pub use config::StrategyConfig;
 pub use robust::{Krum, Median, TrimmedMean};
 pub use server_opt::{ServerOpt, ServerOptKind};
 

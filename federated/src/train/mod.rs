@@ -467,6 +467,43 @@ impl Trainer {
         Ok(self.graph.export(&values))
     }
 
+    /// Replaces every trainable tensor with a fresh random one, seeded: He-normal
+    /// (`N(0, 2 / fan_in)`) for tensors of rank 2 or more, where `fan_in` is the product of all
+    /// but the first axis for conv kernels and the first axis for `[in, out]` matrices fed to
+    /// Gemm/MatMul as B; zeros for biases (rank 1 or 0). BatchNormalization scales are left as
+    /// they are.
+    pub fn reinitialize(&mut self, seed: u64) -> Result<(), TrainError> {
+        use rand_distr::{Distribution, Normal};
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for (name, var) in &self.vars {
+            let dims = var.as_tensor().dims().to_vec();
+            let n: usize = dims.iter().product();
+            let transposed = self.graph.nodes.iter().any(|node| {
+                matches!(node.op, Op::Gemm { trans_b: true, .. })
+                    && node.inputs.get(1) == Some(name)
+            });
+            let fan_in = match dims.len() {
+                0 | 1 => {
+                    let bn_scale = self.graph.nodes.iter().any(|node| {
+                        matches!(node.op, Op::BatchNormalization { .. })
+                            && node.inputs.get(1) == Some(name)
+                    });
+                    if !bn_scale {
+                        var.set(&var.as_tensor().zeros_like()?)?;
+                    }
+                    continue;
+                }
+                2 if !transposed => dims[0],
+                _ => dims[1..].iter().product(),
+            };
+            let normal = Normal::new(0.0, (2.0 / fan_in.max(1) as f64).sqrt())
+                .map_err(|e| TrainError::Config(e.to_string()))?;
+            let data: Vec<f64> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+            var.set(&Tensor::from_vec(data, dims.as_slice(), &self.device)?.to_dtype(self.dtype)?)?;
+        }
+        Ok(())
+    }
+
     /// The trainable Vars, for gradient checks.
     pub fn vars(&self) -> &[(String, Var)] {
         &self.vars

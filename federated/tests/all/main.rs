@@ -1,4 +1,5 @@
 //! Integration tests of the federated core.
 
 mod gradients;
+mod simulation;
 mod training;

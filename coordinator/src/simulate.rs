@@ -1,0 +1,192 @@
+//! `coordinator simulate`: experiments from a TOML file.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use federated::data::{Dataset, Partitioner};
+use federated::simulation::{RoundMetrics, Simulation};
+use federated::strategy::{ClientSelection, Config, StrategyConfig};
+use federated::train::TrainConfig;
+use ndarray::ArrayD;
+use serde::{Deserialize, Serialize};
+
+/// An experiment: shared settings, and one run per variant (strategy).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationFile {
+    /// ONNX model every client starts from (relative to the TOML file).
+    pub model: PathBuf,
+    /// `.npz` with `x_train`, `y_train`, `x_test`, `y_test` (relative to the TOML file).
+    pub dataset: PathBuf,
+    /// Rounds per variant.
+    pub rounds: u64,
+    /// Virtual clients.
+    pub clients: usize,
+    /// Probability that a selected client straggles (stops early, partial work).
+    #[serde(default)]
+    pub straggler_fraction: f64,
+    /// Seed of everything random.
+    #[serde(default)]
+    pub seed: u64,
+    /// Worker threads (default: the number of CPUs).
+    pub threads: Option<usize>,
+    /// Start from fresh random weights (seeded by `seed`) instead of the model's trained ones.
+    #[serde(default)]
+    pub reinitialize: bool,
+    /// How the training data is split.
+    pub partition: Partitioner,
+    /// Which clients take part in a round.
+    #[serde(default)]
+    pub selection: ClientSelection,
+    /// Local training.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// The strategies compared.
+    pub variants: Vec<Variant>,
+}
+
+/// One run of the experiment.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Its label in files and plots.
+    pub name: String,
+    /// The strategy.
+    pub strategy: StrategyConfig,
+}
+
+/// A variant's per-round metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantResult {
+    /// The variant's name.
+    pub name: String,
+    /// One entry per round.
+    pub rounds: Vec<RoundMetrics>,
+}
+
+impl SimulationFile {
+    /// Reads and checks a simulation file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        let mut sim: SimulationFile = toml::from_str(&text)
+            .with_context(|| format!("invalid simulation file `{}`", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        sim.model = base.join(&sim.model);
+        sim.dataset = base.join(&sim.dataset);
+        anyhow::ensure!(
+            !sim.variants.is_empty(),
+            "the file lists no [[variants]]; add one with a `strategy`"
+        );
+        anyhow::ensure!(
+            sim.rounds > 0 && sim.clients > 0,
+            "rounds and clients must be at least 1"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&sim.straggler_fraction),
+            "straggler_fraction must be in [0, 1]"
+        );
+        Ok(sim)
+    }
+}
+
+fn load_split(
+    npz: &mut ndarray_npy::NpzReader<File>,
+    split: &str,
+    path: &Path,
+) -> anyhow::Result<Dataset> {
+    let x: ArrayD<f32> = npz
+        .by_name(&format!("x_{split}"))
+        .with_context(|| format!("`{}` has no float32 `x_{split}`", path.display()))?;
+    let y: ArrayD<i64> = npz
+        .by_name(&format!("y_{split}"))
+        .with_context(|| format!("`{}` has no int64 `y_{split}`", path.display()))?;
+    let shape = x.shape()[1..].to_vec();
+    Ok(Dataset::new(
+        x.iter().copied().collect(),
+        shape,
+        y.iter().copied().collect(),
+    )?)
+}
+
+/// Runs every variant, reporting each finished round to `progress`, and writes
+/// `metrics.csv`, `metrics.json` and `accuracy.svg` to `out`.
+pub fn run_simulation(
+    sim: &SimulationFile,
+    out: &Path,
+    mut progress: impl FnMut(&str, &RoundMetrics),
+) -> anyhow::Result<Vec<VariantResult>> {
+    let model = std::fs::read(&sim.model)
+        .with_context(|| format!("cannot read model `{}`", sim.model.display()))?;
+    let file = File::open(&sim.dataset)
+        .with_context(|| format!("cannot open dataset `{}`", sim.dataset.display()))?;
+    let mut npz = ndarray_npy::NpzReader::new(file)
+        .with_context(|| format!("`{}` is not an .npz", sim.dataset.display()))?;
+    let train = load_split(&mut npz, "train", &sim.dataset)?;
+    let test = load_split(&mut npz, "test", &sim.dataset)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
+
+    let mut fit_config = Config::new();
+    fit_config.insert(
+        "local_epochs".into(),
+        federated::strategy::Scalar::Int(sim.train.epochs as i64),
+    );
+    let mut results = Vec::new();
+    for variant in &sim.variants {
+        let mut strategy = variant
+            .strategy
+            .build(sim.selection.clone(), fit_config.clone())
+            .with_context(|| format!("variant `{}`", variant.name))?;
+        let simulation = Simulation {
+            model: model.clone(),
+            train: train.clone(),
+            test: test.clone(),
+            clients: sim.clients,
+            partitioner: sim.partition.clone(),
+            rounds: sim.rounds,
+            train_config: sim.train.clone(),
+            straggler_fraction: sim.straggler_fraction,
+            threads: sim
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            seed: sim.seed,
+            reinitialize: sim.reinitialize,
+        };
+        let rounds = simulation
+            .run(strategy.as_mut(), |m| progress(&variant.name, m))
+            .with_context(|| format!("variant `{}` failed", variant.name))?;
+        results.push(VariantResult {
+            name: variant.name.clone(),
+            rounds,
+        });
+    }
+    write_outputs(out, &results)?;
+    Ok(results)
+}
+
+fn write_outputs(out: &Path, results: &[VariantResult]) -> anyhow::Result<()> {
+    let mut csv = File::create(out.join("metrics.csv"))?;
+    writeln!(csv, "variant,round,train_loss,eval_loss,eval_accuracy,clients_used,clients_dropped,stragglers,seconds")?;
+    for r in results {
+        for m in &r.rounds {
+            writeln!(
+                csv,
+                "{},{},{:.6},{:.6},{:.6},{},{},{},{:.4}",
+                r.name.replace(',', ";"),
+                m.round,
+                m.train_loss,
+                m.eval_loss,
+                m.eval_accuracy,
+                m.clients_used,
+                m.clients_dropped,
+                m.stragglers,
+                m.seconds
+            )?;
+        }
+    }
+    serde_json::to_writer_pretty(File::create(out.join("metrics.json"))?, results)?;
+    crate::plot_curves(&out.join("accuracy.svg"), results)?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the `coordinator` binary.
+
+mod simulate;

@@ -1,0 +1,111 @@
+//! `coordinator simulate` as a researcher runs it.
+
+use std::path::Path;
+use std::process::Command;
+
+fn models() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .canonicalize()
+        .unwrap()
+}
+
+fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("sim.toml");
+    let m = models();
+    std::fs::write(
+        &path,
+        format!(
+            "model = \"{}\"\ndataset = \"{}\"\n{body}",
+            m.join("digits_mlp.onnx").display(),
+            m.join("digits.npz").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn simulate_writes_metrics_and_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        r#"rounds = 3
+clients = 6
+reinitialize = true
+straggler_fraction = 0.5
+[partition]
+kind = "dirichlet"
+alpha = 0.5
+min_size = 5
+[selection]
+fraction_fit = 0.5
+min_fit_clients = 3
+min_available_clients = 6
+[[variants]]
+name = "FedAvg"
+strategy = { kind = "fedavg" }
+[[variants]]
+name = "FedAdam"
+strategy = { kind = "fedadam", eta = 0.01 }
+"#,
+    );
+    let out = dir.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .args([
+            "simulate",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("FedAvg") && stdout.contains("FedAdam"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 3, "{csv}");
+    assert!(csv.starts_with("variant,round,train_loss,eval_loss,eval_accuracy"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(json[1]["name"], "FedAdam");
+    assert_eq!(json[1]["rounds"].as_array().unwrap().len(), 3);
+    let svg = std::fs::read_to_string(out.join("accuracy.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("test accuracy") && svg.contains("FedAdam"));
+}
+
+#[test]
+fn bad_files_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("rounds = 3\nclients = 6\n[partition]\nkind = \"dirichlet\"\nalpha = 0.5\n[[variants]]\nname = \"x\"\nstrategy = { kind = \"fedmagic\" }\n", "fedmagic"),
+        ("rounds = 3\nclients = 6\nvariants = []\n[partition]\nkind = \"iid\"\n", "no [[variants]]"),
+        ("rounds = 3\nclients = 6\nstragglers = 2\n[partition]\nkind = \"iid\"\n", "stragglers"),
+        ("rounds = 2\nclients = 4\n[partition]\nkind = \"iid\"\n[[variants]]\nname = \"x\"\nstrategy = { kind = \"fedprox\", proximal_mu = -1.0 }\n", "proximal_mu"),
+    ];
+    for (body, needle) in cases {
+        let file = write_config(dir.path(), body);
+        let run = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+            .args([
+                "simulate",
+                file.to_str().unwrap(),
+                "--out",
+                dir.path().join("o").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{body}: {stderr}");
+        assert!(
+            stderr.starts_with("coordinator: ") && stderr.contains(needle),
+            "`{needle}` not in: {stderr}"
+        );
+    }
+}
