@@ -135,3 +135,77 @@ fn fedprox_pulls_towards_the_anchor_and_max_steps_stop_early() {
     let held = drift(2.0);
     assert!(held < free, "μ = 2 drifted {held}, μ = 0 drifted {free}");
 }
+
+#[test]
+fn batchnorm_running_statistics_are_updated_and_exported() {
+    use inference::test_support::f32_initializer;
+    // x[N, 2] → BatchNormalization → Gemm → logits[N, 2]
+    let onnx = model(
+        vec![
+            node(
+                "BatchNormalization",
+                &["x", "s", "b", "mean", "var"],
+                &["h"],
+            ),
+            node("Gemm", &["h", "w", "c"], &["logits"]),
+        ],
+        vec![value_info("x", ElementType::F32, &[None, Some(2)])],
+        vec![value_info("logits", ElementType::F32, &[None, Some(2)])],
+        vec![
+            f32_initializer("s", &[2], &[1.0, 1.0]),
+            f32_initializer("b", &[2], &[0.0, 0.0]),
+            f32_initializer("mean", &[2], &[0.0, 0.0]),
+            f32_initializer("var", &[2], &[1.0, 1.0]),
+            f32_initializer("w", &[2, 2], &[1.0, 0.0, 0.0, 1.0]),
+            f32_initializer("c", &[2], &[0.0, 0.0]),
+        ],
+    );
+    let mut trainer = Trainer::new(&onnx).unwrap();
+    let names: Vec<&str> = trainer.vars().iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["s", "b", "w", "c"],
+        "running statistics are not trained"
+    );
+    // Features centred at (10, -4) with spread 2: running stats must move towards them.
+    let x: Vec<f32> = (0..64)
+        .flat_map(|i| [10.0 + (i % 5) as f32 - 2.0, -4.0 + (i % 3) as f32 - 1.0])
+        .collect();
+    let y: Vec<i64> = (0..64).map(|i| i % 2).collect();
+    let data = Dataset::new(x, vec![2], y).unwrap();
+    trainer
+        .fit(
+            &data,
+            &TrainConfig {
+                epochs: 20,
+                ..TrainConfig::default()
+            },
+            None,
+        )
+        .unwrap();
+    let exported = pb::ModelProto::decode(trainer.export_onnx().unwrap().as_slice()).unwrap();
+    let read = |name: &str| -> Vec<f32> {
+        let t = exported
+            .graph
+            .as_ref()
+            .unwrap()
+            .initializer
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap();
+        t.raw_data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let mean = read("mean");
+    let var = read("var");
+    assert!(
+        (mean[0] - 10.0).abs() < 0.5 && (mean[1] + 4.0).abs() < 0.5,
+        "running mean {mean:?}"
+    );
+    assert!(
+        var[0] > 1.0 && var[1] < 1.0,
+        "running var {var:?} (true 2.0 and 0.67)"
+    );
+}
