@@ -10,20 +10,11 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use federated::data::Dataset;
 use federated::train::{Loss, TrainConfig, Trainer};
-use inference::ndarray::ArrayD;
-use inference::test_support::{model_bytes, models_dir};
+use inference::test_support::model_bytes;
 
 fn split(name: &str) -> Dataset {
-    let file = std::fs::File::open(models_dir().join("digits.npz")).unwrap();
-    let mut npz = ndarray_npy::NpzReader::new(file).unwrap();
-    let x: ArrayD<f32> = npz.by_name(&format!("x_{name}")).unwrap();
-    let y: ArrayD<i64> = npz.by_name(&format!("y_{name}")).unwrap();
-    Dataset::new(
-        x.iter().copied().collect(),
-        vec![64],
-        y.iter().copied().collect(),
-    )
-    .unwrap()
+    let (x, y) = inference::test_support::digits(name);
+    Dataset::new(x, vec![64], y).unwrap()
 }
 
 fn training(c: &mut Criterion) {

@@ -21,6 +21,15 @@ pub fn models_dir() -> PathBuf {
         .join("models")
 }
 
+/// The `x_<split>` rows (64 floats each) and `y_<split>` labels of `models/digits.npz`.
+pub fn digits(split: &str) -> (Vec<f32>, Vec<i64>) {
+    let file = std::fs::File::open(models_dir().join("digits.npz")).expect("models/digits.npz");
+    let mut npz = ndarray_npy::NpzReader::new(file).expect("an .npz archive");
+    let x: ndarray::ArrayD<f32> = npz.by_name(&format!("x_{split}")).expect("float32 x");
+    let y: ndarray::ArrayD<i64> = npz.by_name(&format!("y_{split}")).expect("int64 y");
+    (x.iter().copied().collect(), y.iter().copied().collect())
+}
+
 /// Reads a file from `models/`.
 pub fn model_bytes(name: &str) -> Vec<u8> {
     let path = models_dir().join(name);

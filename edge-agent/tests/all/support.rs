@@ -180,15 +180,8 @@ impl Agent {
 
 /// The first `n` test digits, as rows of 64 floats.
 pub fn digits(n: usize) -> Vec<Vec<f32>> {
-    use inference::ndarray::ArrayD;
-    let file =
-        std::fs::File::open(inference::test_support::models_dir().join("digits.npz")).unwrap();
-    let mut npz = ndarray_npy::NpzReader::new(file).unwrap();
-    let x: ArrayD<f32> = npz.by_name("x_test").unwrap();
-    x.outer_iter()
-        .take(n)
-        .map(|r| r.iter().copied().collect())
-        .collect()
+    let (x, _) = inference::test_support::digits("test");
+    x.chunks(64).take(n).map(<[f32]>::to_vec).collect()
 }
 
 /// An OIP request for the MLP over these rows.

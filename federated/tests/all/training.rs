@@ -3,23 +3,14 @@
 
 use federated::data::Dataset;
 use federated::train::{Loss, TrainConfig, TrainError, Trainer};
-use inference::ndarray::ArrayD;
-use inference::test_support::{model, model_bytes, models_dir, node, value_info};
+use inference::test_support::{model, model_bytes, node, value_info};
 use inference::{ElementType, LoadOptions, Model, Tensor};
 use prost::Message;
 use tract_onnx::pb;
 
-fn digits(split: &str) -> Dataset {
-    let file = std::fs::File::open(models_dir().join("digits.npz")).unwrap();
-    let mut npz = ndarray_npy::NpzReader::new(file).unwrap();
-    let x: ArrayD<f32> = npz.by_name(&format!("x_{split}")).unwrap();
-    let y: ArrayD<i64> = npz.by_name(&format!("y_{split}")).unwrap();
-    Dataset::new(
-        x.iter().copied().collect(),
-        vec![64],
-        y.iter().copied().collect(),
-    )
-    .unwrap()
+fn digits(name: &str) -> Dataset {
+    let (x, y) = inference::test_support::digits(name);
+    Dataset::new(x, vec![64], y).unwrap()
 }
 
 #[test]
