@@ -30,10 +30,74 @@ enum Command {
         #[arg(long, default_value = "simulation-out", value_name = "DIR")]
         out: PathBuf,
     },
+    /// Plan a differential-privacy budget (RDP accountant, Poisson-subsampled Gaussian).
+    ///
+    /// `epsilon` prints ε for a sampling rate, noise multiplier and number of steps (rounds);
+    /// `noise` prints the smallest noise multiplier that keeps them within a target ε.
+    Privacy {
+        #[command(subcommand)]
+        question: PrivacyQuestion,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyQuestion {
+    /// ε after STEPS rounds at sampling rate Q and noise multiplier Z.
+    Epsilon {
+        /// Sampling rate: the fraction of clients (or examples) in each round.
+        #[arg(short, long)]
+        q: f64,
+        /// Noise multiplier z: noise standard deviation over the clipping norm.
+        #[arg(short, long)]
+        z: f64,
+        /// Rounds (steps).
+        #[arg(short, long)]
+        steps: u64,
+        /// δ.
+        #[arg(short, long, default_value_t = 1e-5)]
+        delta: f64,
+    },
+    /// The noise multiplier needed for a target ε.
+    Noise {
+        /// Sampling rate.
+        #[arg(short, long)]
+        q: f64,
+        /// Rounds (steps).
+        #[arg(short, long)]
+        steps: u64,
+        /// Target ε.
+        #[arg(short, long)]
+        epsilon: f64,
+        /// δ.
+        #[arg(short, long, default_value_t = 1e-5)]
+        delta: f64,
+    },
+}
+
+fn privacy(question: PrivacyQuestion) -> anyhow::Result<()> {
+    use federated::privacy::{compute_rdp, epsilon_from_rdp, noise_multiplier_for, DEFAULT_ORDERS};
+    match question {
+        PrivacyQuestion::Epsilon { q, z, steps, delta } => {
+            let rdp = compute_rdp(q, z, steps, DEFAULT_ORDERS)?;
+            let (eps, order) = epsilon_from_rdp(DEFAULT_ORDERS, &rdp, delta)?;
+            println!("ε = {eps:.4} at δ = {delta} (q = {q}, z = {z}, {steps} steps; best RDP order {order})");
+        }
+        PrivacyQuestion::Noise {
+            q,
+            steps,
+            epsilon,
+            delta,
+        } => {
+            let z = noise_multiplier_for(q, steps, epsilon, delta)?;
+            println!("noise multiplier z = {z:.4} keeps ε ≤ {epsilon} at δ = {delta} (q = {q}, {steps} steps)");
+        }
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Privacy { question } => privacy(question),
         Command::Simulate { file, out } => {
             let sim = SimulationFile::load(&file)?;
             let total = sim.rounds * sim.variants.len() as u64;

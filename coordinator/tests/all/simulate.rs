@@ -109,3 +109,24 @@ fn bad_files_are_explained() {
         );
     }
 }
+
+#[test]
+fn privacy_answers_epsilon_and_noise_questions() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_coordinator"))
+            .arg("privacy")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "epsilon", "-q", "0.0025", "-z", "1.3", "-s", "6000", "-d", "1e-5",
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ε = 0.7242"));
+    let out = run(&["noise", "-q", "0.0025", "-s", "6000", "-e", "0.7242"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("noise multiplier z = 1.30"));
+    let out = run(&["epsilon", "-q", "2", "-z", "1", "-s", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sampling rate q = 2"));
+}
