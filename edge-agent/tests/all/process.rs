@@ -43,21 +43,30 @@ async fn wait_ready(client: &reqwest::Client, url: &str) {
     panic!("the agent did not become ready");
 }
 
-#[tokio::test]
-async fn models_survive_sigkill_and_restart() {
-    let dir = tempfile::tempdir().unwrap();
+/// Writes a config file listening on a free port with its data in `dir`, plus `extra` TOML;
+/// returns its path and the agent's URL.
+fn write_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, String) {
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("agent.toml");
+    let config = dir.join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[[auth.tokens]]\nname = \"ci\"\nrole = \"admin\"\nsha256 = \"{}\"\n",
-            dir.path().join("data").display(),
-            edge_agent::hash_token(ADMIN)
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{extra}",
+            dir.join("data").display()
         ),
     )
     .unwrap();
+    (config, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn models_survive_sigkill_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = format!(
+        "[[auth.tokens]]\nname = \"ci\"\nrole = \"admin\"\nsha256 = \"{}\"\n",
+        edge_agent::hash_token(ADMIN)
+    );
+    let (config, url) = write_config(dir.path(), &token);
     let client = reqwest::Client::new();
     let mut agent = start(&config).await;
     wait_ready(&client, &url).await;
@@ -119,17 +128,7 @@ async fn models_survive_sigkill_and_restart() {
 #[tokio::test]
 async fn without_tokens_the_agent_generates_one_and_prints_it() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let (config, url) = write_config(dir.path(), "");
     let mut agent = start(&config).await;
     let mut lines = BufReader::new(agent.stderr.take().unwrap()).lines();
     let mut token = None;
