@@ -331,17 +331,20 @@ mod tests {
 
     #[test]
     fn the_budget_refuses_a_round_before_it_runs() {
-        let mut acc = RdpAccountant::new(0.5, 1.0, 1e-5, Some(3.0)).unwrap();
+        let mut acc = RdpAccountant::new(0.1, 1.0, 1e-5, Some(3.0)).unwrap();
         let mut last = 0.0;
+        let mut rounds = 0;
         loop {
             match acc.spend_round() {
                 Ok(eps) => {
                     assert!(eps > last && eps <= 3.0);
                     last = eps;
+                    rounds += 1;
                 }
                 Err(AccountantError::BudgetExceeded { would, .. }) => {
                     assert!(would > 3.0);
                     assert_eq!(acc.epsilon(), last, "a refused round spends nothing");
+                    assert!(rounds >= 2, "only {rounds} rounds fit the budget");
                     break;
                 }
                 Err(e) => panic!("{e}"),
