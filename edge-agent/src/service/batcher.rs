@@ -1,7 +1,6 @@
 //! Dynamic batching: concurrent calls to one model version are merged along the batch axis,
 //! computed once, and split back, so each caller gets what it would have got alone.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +35,6 @@ struct Pending {
 pub(super) struct Batcher {
     name: String,
     tx: mpsc::Sender<Pending>,
-    waiting: Arc<AtomicUsize>,
 }
 
 /// The rows a request contributes: the common first dimension of its inputs, if any.
@@ -66,18 +64,12 @@ fn signature(request: &InferRequest) -> Vec<(String, inference::ElementType, Vec
 impl Batcher {
     pub(super) fn start(setup: Setup) -> Self {
         let (tx, rx) = mpsc::channel(setup.queue);
-        let waiting = Arc::new(AtomicUsize::new(0));
         let batcher = Self {
             name: setup.name.clone(),
             tx,
-            waiting: waiting.clone(),
         };
-        tokio::spawn(run(setup, rx, waiting));
+        tokio::spawn(run(setup, rx));
         batcher
-    }
-
-    pub(super) fn in_flight(&self) -> usize {
-        self.waiting.load(Ordering::Acquire)
     }
 
     /// Queues a call and waits for its share of a batch. A call with more rows than a batch
@@ -102,16 +94,13 @@ impl Batcher {
             },
             mpsc::error::TrySendError::Closed(_) => InferError::Unloaded(self.name.clone()),
         })?;
-        self.waiting.fetch_add(1, Ordering::AcqRel);
-        let result = answer
+        answer
             .await
-            .map_err(|_| InferError::Unloaded(self.name.clone()));
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        result?
+            .map_err(|_| InferError::Unloaded(self.name.clone()))?
     }
 }
 
-async fn run(setup: Setup, mut rx: mpsc::Receiver<Pending>, _waiting: Arc<AtomicUsize>) {
+async fn run(setup: Setup, mut rx: mpsc::Receiver<Pending>) {
     let setup = Arc::new(setup);
     let delay = Duration::from_micros(setup.config.max_queue_delay_us);
     let max_rows = setup.config.max_batch_size;
@@ -195,16 +184,7 @@ async fn dispatch(setup: Arc<Setup>, batch: Vec<Pending>, _permit: OwnedSemaphor
             for pending in batch {
                 let model = setup.model.clone();
                 let request = pending.request;
-                let result = setup
-                    .pool
-                    .run(move || match &request.outputs {
-                        None => model.run(request.inputs),
-                        Some(names) => {
-                            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                            model.run_select(request.inputs, &names)
-                        }
-                    })
-                    .await;
+                let result = setup.pool.run(move || request.run_on(&model)).await;
                 let _ = pending
                     .reply
                     .send(

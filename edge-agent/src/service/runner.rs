@@ -21,6 +21,19 @@ pub struct InferRequest {
     pub outputs: Option<Vec<String>>,
 }
 
+impl InferRequest {
+    /// Runs the call on `model` (blocking): every output, or the ones asked for.
+    pub fn run_on(self, model: &Model) -> Result<Outputs, inference::Error> {
+        match &self.outputs {
+            None => model.run(self.inputs),
+            Some(names) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                model.run_select(self.inputs, &names)
+            }
+        }
+    }
+}
+
 /// The result of a call, with where its time went.
 #[derive(Debug)]
 pub struct InferResponse {
@@ -223,13 +236,7 @@ impl LoadedModel {
             .pool
             .run(move || {
                 let started = Instant::now();
-                let result = match &request.outputs {
-                    None => model.run(request.inputs),
-                    Some(names) => {
-                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                        model.run_select(request.inputs, &names)
-                    }
-                };
+                let result = request.run_on(&model);
                 (result, started.elapsed())
             })
             .await;
@@ -243,10 +250,5 @@ impl LoadedModel {
             compute,
             batch_rows: rows,
         })
-    }
-
-    /// Calls admitted and not yet finished (queued or computing).
-    pub fn in_flight(&self) -> usize {
-        self.admitted.load(Ordering::Acquire) + self.batcher.as_ref().map_or(0, Batcher::in_flight)
     }
 }

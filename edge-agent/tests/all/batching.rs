@@ -64,15 +64,7 @@ async fn concurrent_calls_are_merged_and_split_back() {
             }
         }
     }
-    let text = agent
-        .client
-        .get(format!("{}/metrics", agent.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = agent.metrics_text().await;
     let rows_computed = metric(&text, "edge_agent_inference_batch_size_sum");
     let batches = metric(&text, "edge_agent_inference_batch_size_count");
     assert_eq!(rows_computed, 48.0);

@@ -19,15 +19,7 @@ async fn metrics_count_requests_and_split_latency() {
     }
     let bad = json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "INT8", "data": vec![0; 64]}]});
     assert_eq!(agent.infer("digits", None, &bad).await.0, 400);
-    let text = agent
-        .client
-        .get(format!("{}/metrics", agent.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = agent.metrics_text().await;
     for needle in [
         r#"edge_agent_inference_requests_total{model="digits",version="1",outcome="success"} 3"#,
         r#"edge_agent_inference_requests_total{model="digits",version="1",outcome="invalid"} 1"#,

@@ -111,6 +111,19 @@ impl Agent {
         self.get(path).send().await.unwrap().json().await.unwrap()
     }
 
+    /// The Prometheus text of `/metrics` (an open route).
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("{}/metrics", self.url);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Starts an infer request in the background, for tests that act while it runs.
     pub fn spawn_infer(&self, model: &str, body: Value) -> tokio::task::JoinHandle<Response> {
         let request = self
