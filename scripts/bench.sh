@@ -2,10 +2,15 @@
 # Runs the benchmarks with ONNX Runtime set up (see scripts/env.sh).
 #   scripts/bench.sh                  every criterion bench
 #   scripts/bench.sh inference [ARGS] one criterion bench target, ARGS to criterion
+#   scripts/bench.sh functions [ARGS] edge functions (builds functions/ first)
 #   scripts/bench.sh --load [ARGS]    the OIP v2 load generator (benches/src/bin/oip-load.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+# The functions bench calls the guests of functions/.
+if [ $# -eq 0 ] || [ "${1:-}" = "functions" ]; then
+    scripts/build-functions.sh >/dev/null
+fi
 if [ "${1:-}" = "--load" ]; then
     cargo run --release --locked -p platform-benches --bin oip-load -- "${@:2}"
 elif [ $# -gt 0 ]; then

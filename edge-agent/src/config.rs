@@ -24,6 +24,8 @@ pub struct AgentConfig {
     pub limits: LimitsConfig,
     /// Path of libonnxruntime for models on the `ort` backend (else `ORT_DYLIB_PATH`).
     pub ort_library: Option<PathBuf>,
+    /// Edge functions (WebAssembly guests).
+    pub functions: FunctionsConfig,
 }
 
 impl Default for AgentConfig {
@@ -36,6 +38,42 @@ impl Default for AgentConfig {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             ort_library: None,
+            functions: FunctionsConfig::default(),
+        }
+    }
+}
+
+/// Bounds of the WebAssembly runtime. Changing `max_instances` or `max_memory_mib` changes
+/// the engine configuration, so cached artifacts are recompiled once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionsConfig {
+    /// Guest instances that may run at once, across all functions (the pool's size).
+    pub max_instances: u32,
+    /// The most linear memory a manifest may grant, in MiB.
+    pub max_memory_mib: u64,
+    /// The longest deadline a manifest may set, in milliseconds.
+    pub max_timeout_ms: u64,
+    /// Period of the epoch ticker that enforces deadlines, in milliseconds.
+    pub epoch_tick_ms: u64,
+    /// Largest module upload, in bytes.
+    pub max_wasm_bytes: usize,
+    /// Most bytes a guest may write to stdout per call.
+    pub max_stdout_bytes: usize,
+    /// Largest tensor a guest may pass to or get from wasi-nn, in bytes.
+    pub max_tensor_bytes: usize,
+}
+
+impl Default for FunctionsConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: 64,
+            max_memory_mib: 256,
+            max_timeout_ms: 60_000,
+            epoch_tick_ms: 5,
+            max_wasm_bytes: 32 << 20,
+            max_stdout_bytes: 16 << 20,
+            max_tensor_bytes: 64 << 20,
         }
     }
 }

@@ -4,6 +4,10 @@
 //!   JSON and with Triton's binary tensor extension), so Triton's HTTP client works unchanged;
 //! - `/v1/models`: a model repository (push, list, activate, roll back, delete), persisted in
 //!   SQLite with content-addressed blobs, hot-swapping versions;
+//! - `/v1/functions` and `/fn/{name}/...`: edge functions, WebAssembly modules run by wasmtime
+//!   (pooling allocator, epoch deadlines, memory caps, WASI preview 1 with in-memory stdio)
+//!   and called with WAGI conventions; they reach models through our `wasi_ephemeral_nn` host
+//!   (see [`wasm`] and `docs/functions.md`);
 //! - `/metrics`: Prometheus text; `/v1/openapi.json`: the `/v1` API.
 //!
 //! Inference runs on a bounded pool off the reactor. Each model has a concurrency limit and a
@@ -25,18 +29,21 @@ pub mod metrics;
 pub mod model_config;
 pub mod service;
 pub mod storage;
+pub mod wasm;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{AgentConfig, AuthConfig, LimitsConfig, LogFormat, Role, TokenConfig};
+pub use config::{
+    AgentConfig, AuthConfig, FunctionsConfig, LimitsConfig, LogFormat, Role, TokenConfig,
+};
 pub use http::{app, hash_token, ApiError, AppState, Auth};
 pub use inference;
 
 use metrics::Metrics;
-use service::{InferencePool, Repository};
+use service::{Functions, InferencePool, Repository};
 use storage::{BlobStore, SqliteStore};
 
 /// The OpenAPI document of the `/v1` routes.
@@ -63,6 +70,9 @@ pub enum StartError {
     /// A token hash is malformed.
     #[error(transparent)]
     Auth(#[from] http::BadTokenHash),
+    /// The WebAssembly engine could not be built.
+    #[error("cannot start the WebAssembly runtime: {0}")]
+    Wasm(String),
     /// Serving failed.
     #[error("server error")]
     Serve(#[source] std::io::Error),
@@ -91,9 +101,37 @@ pub async fn build_state(
         metrics.clone(),
     )
     .await?;
+    let repo = Arc::new(repo);
+    let f = &config.functions;
+    let runtime = wasm::WasmRuntime::new(wasm::RuntimeConfig {
+        max_instances: f.max_instances,
+        max_memory_mib: f.max_memory_mib,
+        epoch_tick_ms: f.epoch_tick_ms,
+        max_stdout_bytes: f.max_stdout_bytes,
+        nn: wasm::NnLimits {
+            max_tensor_bytes: f.max_tensor_bytes,
+            max_model_bytes: config.limits.max_model_bytes,
+            ..wasm::RuntimeConfig::default().nn
+        },
+        ..wasm::RuntimeConfig::default()
+    })
+    .map_err(|e| StartError::Wasm(format!("{e}")))?;
+    let functions = Functions::open(
+        Arc::new(runtime),
+        Arc::new(SqliteStore::open(
+            &config.data_dir.join("functions.sqlite3"),
+        )?),
+        BlobStore::open(config.data_dir.join("function-blobs"))?,
+        config.data_dir.join("wasm-cache"),
+        repo.clone(),
+        config.functions.clone(),
+        metrics.clone(),
+    )
+    .await?;
     let auth = Auth::new(&config.auth, generated_token)?;
     Ok(AppState {
-        repo: Arc::new(repo),
+        repo,
+        functions: Arc::new(functions),
         metrics,
         auth: Arc::new(auth),
         config: Arc::new(config),

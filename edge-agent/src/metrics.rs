@@ -32,6 +32,31 @@ pub struct RequestLabels {
     pub outcome: String,
 }
 
+/// Labels of a function's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    /// The function name.
+    pub function: String,
+}
+
+/// Labels of a function's invocations.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionOutcomeLabels {
+    /// The function name.
+    pub function: String,
+    /// `ok`, `timeout`, `memory`, `fuel`, `trap`, `busy`, `bad_output` or `error`.
+    pub outcome: String,
+}
+
+/// Labels of a function's cold starts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ColdStartLabels {
+    /// The function name.
+    pub function: String,
+    /// `compiled` (from wasm) or `artifact` (a cached precompiled artifact).
+    pub source: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 10 µs to about 10 s.
     Histogram::new(exponential_buckets(1e-5, 2.0, 21))
@@ -49,6 +74,11 @@ struct Inner {
     batch_size: Family<ModelLabels, Histogram, fn() -> Histogram>,
     loaded_models: Gauge<i64, AtomicI64>,
     in_flight: Gauge<i64, AtomicI64>,
+    fn_invocations: Family<FunctionOutcomeLabels, Counter>,
+    fn_latency: Family<FunctionLabels, Histogram, fn() -> Histogram>,
+    fn_instantiate: Family<FunctionLabels, Histogram, fn() -> Histogram>,
+    fn_cold_starts: Family<ColdStartLabels, Counter>,
+    fn_load: Family<ColdStartLabels, Histogram, fn() -> Histogram>,
 }
 
 /// The agent's metrics; cheap to clone.
@@ -115,7 +145,50 @@ impl Metrics {
             "HTTP requests being served",
             in_flight.clone(),
         );
+        let fn_invocations = Family::<FunctionOutcomeLabels, Counter>::default();
+        let fn_latency =
+            Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        let fn_instantiate =
+            Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        let fn_cold_starts = Family::<ColdStartLabels, Counter>::default();
+        let fn_load = Family::<ColdStartLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "function_invocations",
+            "Function invocations by function and outcome",
+            fn_invocations.clone(),
+        );
+        registry.register(
+            "function_latency_seconds",
+            "Time from admission to the guest's exit, per function",
+            fn_latency.clone(),
+        );
+        registry.register(
+            "function_instantiate_seconds",
+            "Time to instantiate a guest (pooling allocator, pre-linked)",
+            fn_instantiate.clone(),
+        );
+        registry.register(
+            "function_cold_starts",
+            "Modules made ready to run, by compiling or by loading a cached artifact",
+            fn_cold_starts.clone(),
+        );
+        registry.register(
+            "function_load_seconds",
+            "Time to make a module ready (compile or deserialize, then link)",
+            fn_load.clone(),
+        );
         Self(Arc::new(Inner {
+            fn_invocations,
+            fn_latency,
+            fn_instantiate,
+            fn_cold_starts,
+            fn_load,
             registry,
             requests,
             queue_seconds,
@@ -124,6 +197,49 @@ impl Metrics {
             loaded_models,
             in_flight,
         }))
+    }
+
+    /// Counts one invocation of `function` and, when it ran, its latency and instantiate time.
+    pub fn observe_function(
+        &self,
+        function: &str,
+        outcome: &str,
+        latency: Duration,
+        instantiate: Option<Duration>,
+    ) {
+        self.0
+            .fn_invocations
+            .get_or_create(&FunctionOutcomeLabels {
+                function: function.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        let labels = FunctionLabels {
+            function: function.to_owned(),
+        };
+        self.0
+            .fn_latency
+            .get_or_create(&labels)
+            .observe(latency.as_secs_f64());
+        if let Some(t) = instantiate {
+            self.0
+                .fn_instantiate
+                .get_or_create(&labels)
+                .observe(t.as_secs_f64());
+        }
+    }
+
+    /// Counts a cold start of `function` (`source`: `compiled` or `artifact`).
+    pub fn observe_cold_start(&self, function: &str, source: &str, took: Duration) {
+        let labels = ColdStartLabels {
+            function: function.to_owned(),
+            source: source.to_owned(),
+        };
+        self.0.fn_cold_starts.get_or_create(&labels).inc();
+        self.0
+            .fn_load
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
     }
 
     fn labels(model: &str, version: u64) -> ModelLabels {

@@ -70,7 +70,12 @@ impl Auth {
         found
     }
 
-    fn check(&self, headers: &axum::http::HeaderMap, needed: Role) -> Result<(), ApiError> {
+    /// Whether the request's bearer token grants `needed`.
+    pub(crate) fn check(
+        &self,
+        headers: &axum::http::HeaderMap,
+        needed: Role,
+    ) -> Result<(), ApiError> {
         if self.open {
             return Ok(());
         }

@@ -4,7 +4,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::service::{InferError, RepositoryError};
+use crate::service::{CallError, InferError, RepositoryError};
+use crate::wasm::InvokeError;
 
 /// An HTTP error with its JSON body.
 #[derive(Debug)]
@@ -143,5 +144,22 @@ impl From<axum::extract::multipart::MultipartError> for ApiError {
             status,
             format!("malformed multipart upload: {}", e.body_text()),
         )
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        let message = e.to_string();
+        match e {
+            CallError::BadOutput(_) => Self::new(StatusCode::BAD_GATEWAY, message),
+            CallError::Invoke(InvokeError::Timeout { .. }) => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, message)
+            }
+            CallError::Invoke(InvokeError::Busy { .. }) => Self {
+                retry_after: Some(1),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
+            CallError::Invoke(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
     }
 }

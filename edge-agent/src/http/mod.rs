@@ -3,6 +3,7 @@
 mod auth;
 mod codec;
 mod error;
+mod functions;
 mod health;
 mod inference;
 mod models;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::Router;
 
 pub use auth::{hash_token, Auth, BadTokenHash};
@@ -21,13 +22,15 @@ pub use error::ApiError;
 
 use crate::config::AgentConfig;
 use crate::metrics::Metrics;
-use crate::service::Repository;
+use crate::service::{Functions, Repository};
 
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// Stored and loaded models.
     pub repo: Arc<Repository>,
+    /// Deployed functions.
+    pub functions: Arc<Functions>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Accepted tokens.
@@ -66,6 +69,10 @@ pub fn app(state: AppState) -> Router {
             "/v1/models/{model}/versions/{version}",
             get(models::get_version),
         )
+        .route("/v1/functions", get(functions::list))
+        .route("/v1/functions/{name}", get(functions::get))
+        .route("/fn/{name}", any(functions::invoke))
+        .route("/fn/{name}/{*path}", any(functions::invoke))
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -85,11 +92,29 @@ pub fn app(state: AppState) -> Router {
             post(models::activate),
         )
         .route("/v1/models/{model}/rollback", post(models::rollback))
-        .layer(DefaultBodyLimit::max(limits.max_model_bytes))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_admin,
-        ));
+        .layer(DefaultBodyLimit::max(limits.max_model_bytes));
+    let function_admin = Router::new()
+        .route(
+            "/v1/functions/{name}",
+            put(functions::deploy).delete(functions::delete_function),
+        )
+        .route(
+            "/v1/functions/{name}/versions/{version}",
+            axum::routing::delete(functions::delete_version),
+        )
+        .route(
+            "/v1/functions/{name}/versions/{version}/activate",
+            post(functions::activate),
+        )
+        .route("/v1/functions/{name}/rollback", post(functions::rollback))
+        .layer(DefaultBodyLimit::max(state.config.functions.max_wasm_bytes));
+    let admin_routes =
+        admin_routes
+            .merge(function_admin)
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_admin,
+            ));
     let open_routes = Router::new()
         .route("/v2/health/live", get(health::live))
         .route("/v2/health/ready", get(health::ready))
@@ -99,9 +124,7 @@ pub fn app(state: AppState) -> Router {
         .merge(infer_routes)
         .merge(admin_routes)
         .merge(open_routes)
-        .fallback(|| async {
-            ApiError::not_found("no such route; see /v1/openapi.json and the OIP v2 /v2 routes")
-        })
+        .fallback(functions::routed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observability::track,

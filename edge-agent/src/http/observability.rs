@@ -14,6 +14,10 @@ use super::AppState;
 /// The request-id header, read from the client or generated.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The id of the request being served (an extension set by [`track`]).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
@@ -32,7 +36,7 @@ pub async fn openapi() -> Response {
 }
 
 /// Assigns the request id, logs the request in a span with it, and counts it in flight.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get(REQUEST_ID)
@@ -40,6 +44,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:016x}", state.request_ids.fetch_add(1, Ordering::Relaxed)));
+    request.extensions_mut().insert(RequestId(id.clone()));
     let route = request.extensions().get::<MatchedPath>().map_or_else(
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),

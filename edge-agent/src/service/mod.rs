@@ -1,10 +1,20 @@
-//! Domain logic, free of HTTP: the model repository, scheduling and batching.
+//! Domain logic, free of HTTP: the model repository, scheduling and batching, and the
+//! function repository.
 
 mod batcher;
+mod functions;
+mod manifest;
 mod pool;
 mod repository;
 mod runner;
 
+pub use functions::{
+    CallError, DeployRequest, FunctionResponse, FunctionSummary, FunctionVersion, Functions,
+    LoadedFunction,
+};
+pub use manifest::{FunctionManifest, FunctionRoute};
 pub use pool::InferencePool;
-pub use repository::{ModelSource, ModelSummary, PushRequest, Repository, RepositoryError};
+pub use repository::{
+    validate_name, ModelSource, ModelSummary, PushRequest, Repository, RepositoryError,
+};
 pub use runner::{InferError, InferRequest, InferResponse, LoadedModel};

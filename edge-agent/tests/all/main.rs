@@ -3,6 +3,8 @@
 
 mod auth;
 mod batching;
+mod functions;
+mod guests;
 mod inference;
 mod lifecycle;
 mod observability;

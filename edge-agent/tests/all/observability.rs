@@ -84,6 +84,15 @@ async fn the_openapi_document_covers_every_v1_route() {
         ("/v1/models/{model}/versions/{version}/activate", "post"),
         ("/v1/models/{model}/rollback", "post"),
         ("/v1/openapi.json", "get"),
+        ("/v1/functions", "get"),
+        ("/v1/functions/{name}", "get"),
+        ("/v1/functions/{name}", "put"),
+        ("/v1/functions/{name}", "delete"),
+        ("/v1/functions/{name}/versions/{version}", "delete"),
+        ("/v1/functions/{name}/versions/{version}/activate", "post"),
+        ("/v1/functions/{name}/rollback", "post"),
+        ("/fn/{name}", "get"),
+        ("/fn/{name}/{path}", "post"),
     ];
     for (path, method) in routes {
         assert!(
@@ -98,7 +107,10 @@ async fn the_openapi_document_covers_every_v1_route() {
                 format!(
                     "{}{}",
                     agent.url,
-                    path.replace("{model}", "m").replace("{version}", "1")
+                    path.replace("{model}", "m")
+                        .replace("{name}", "f")
+                        .replace("{path}", "p")
+                        .replace("{version}", "1")
                 ),
             )
             .bearer_auth(crate::support::ADMIN)
@@ -115,6 +127,6 @@ async fn the_openapi_document_covers_every_v1_route() {
         }
     }
     let documented = doc["paths"].as_object().unwrap().len();
-    assert_eq!(documented, 6);
+    assert_eq!(documented, 13);
     let _ = INFER;
 }

@@ -1,0 +1,214 @@
+//! A function's manifest: what it is granted and how it is bounded.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::RepositoryError;
+use crate::config::FunctionsConfig;
+use crate::wasm::ModelGrant;
+
+/// What a function may use, and its limits. Sent as JSON with the module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionManifest {
+    /// Models it may load with `load_by_name` (`name` or `name:version`).
+    #[serde(default)]
+    pub models: Vec<ModelGrant>,
+    /// Whether it may pass ONNX bytes of its own to wasi-nn `load` (default false).
+    #[serde(default)]
+    pub allow_load: bool,
+    /// Linear memory cap, in MiB (default 64).
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    /// Deadline of one call, in milliseconds (default 1000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Fuel of one call (instructions, roughly); unmetered when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Calls that may run at once (default 8); more get 503.
+    #[serde(default = "default_max_instances")]
+    pub max_instances: usize,
+    /// Environment variables granted to the guest (the CGI variables are added per call).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Extra routes that reach the function besides `/fn/{name}/...`.
+    #[serde(default)]
+    pub routes: Vec<FunctionRoute>,
+}
+
+/// A route to a function: a path prefix, optionally only for one host and some methods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionRoute {
+    /// Path prefix, e.g. `/api/digits`; matched on whole segments.
+    pub prefix: String,
+    /// Only requests whose `Host` (without port) is this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Only these methods (any when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+}
+
+fn default_memory_mib() -> u64 {
+    64
+}
+
+fn default_timeout_ms() -> u64 {
+    1000
+}
+
+fn default_max_instances() -> usize {
+    8
+}
+
+impl Default for FunctionManifest {
+    fn default() -> Self {
+        Self {
+            models: Vec::new(),
+            allow_load: false,
+            memory_mib: default_memory_mib(),
+            timeout_ms: default_timeout_ms(),
+            fuel: None,
+            max_instances: default_max_instances(),
+            env: BTreeMap::new(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// Path prefixes of the agent's own API, which routes may not claim.
+const RESERVED: [&str; 5] = ["/v1", "/v2", "/fn", "/metrics", "/health"];
+
+impl FunctionRoute {
+    /// Whether the route takes this request; returns `PATH_INFO` (the rest of the path).
+    pub fn matches(&self, host: Option<&str>, method: &str, path: &str) -> Option<String> {
+        if let Some(want) = &self.host {
+            let host = host.map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h));
+            if !host.is_some_and(|h| h.eq_ignore_ascii_case(want)) {
+                return None;
+            }
+        }
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+        {
+            return None;
+        }
+        let prefix = self.prefix.trim_end_matches('/');
+        let rest = path.strip_prefix(prefix)?;
+        (rest.is_empty() || rest.starts_with('/')).then(|| rest.to_owned())
+    }
+}
+
+impl FunctionManifest {
+    /// Checks the manifest against the agent's limits.
+    pub fn validate(&self, limits: &FunctionsConfig) -> Result<(), RepositoryError> {
+        let reject = |m: String| Err(RepositoryError::Rejected(m));
+        if !(1..=limits.max_memory_mib).contains(&self.memory_mib) {
+            return reject(format!(
+                "manifest `memory_mib` {} is outside 1..={} (functions.max_memory_mib)",
+                self.memory_mib, limits.max_memory_mib
+            ));
+        }
+        if !(1..=limits.max_timeout_ms).contains(&self.timeout_ms) {
+            return reject(format!(
+                "manifest `timeout_ms` {} is outside 1..={} (functions.max_timeout_ms)",
+                self.timeout_ms, limits.max_timeout_ms
+            ));
+        }
+        if !(1..=limits.max_instances as usize).contains(&self.max_instances) {
+            return reject(format!(
+                "manifest `max_instances` {} is outside 1..={} (functions.max_instances)",
+                self.max_instances, limits.max_instances
+            ));
+        }
+        if self.fuel == Some(0) {
+            return reject("manifest `fuel` must be at least 1 when set".into());
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+                return reject(format!("manifest `env` has an invalid variable `{k}`"));
+            }
+        }
+        for g in &self.models {
+            super::repository::validate_name(&g.name)?;
+        }
+        for r in &self.routes {
+            let p = r.prefix.trim_end_matches('/');
+            if !r.prefix.starts_with('/') || p.is_empty() {
+                return reject(format!(
+                    "route prefix `{}` must start with `/` and not be `/`",
+                    r.prefix
+                ));
+            }
+            if RESERVED
+                .iter()
+                .any(|x| p == *x || p.starts_with(&format!("{x}/")))
+            {
+                return reject(format!(
+                    "route prefix `{}` is under a path the agent serves ({})",
+                    r.prefix,
+                    RESERVED.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_whole_segments_hosts_and_methods() {
+        let r = FunctionRoute {
+            prefix: "/api/digits/".into(),
+            host: Some("edge.local".into()),
+            methods: vec!["POST".into()],
+        };
+        assert_eq!(
+            r.matches(Some("edge.local:8080"), "post", "/api/digits/x"),
+            Some("/x".into())
+        );
+        assert_eq!(
+            r.matches(Some("edge.local"), "POST", "/api/digits"),
+            Some(String::new())
+        );
+        assert_eq!(r.matches(Some("edge.local"), "POST", "/api/digitsx"), None);
+        assert_eq!(r.matches(Some("other"), "POST", "/api/digits"), None);
+        assert_eq!(r.matches(Some("edge.local"), "GET", "/api/digits"), None);
+    }
+
+    #[test]
+    fn manifests_are_bounded() {
+        let limits = FunctionsConfig::default();
+        assert!(FunctionManifest::default().validate(&limits).is_ok());
+        let bad = [
+            FunctionManifest {
+                memory_mib: 0,
+                ..Default::default()
+            },
+            FunctionManifest {
+                timeout_ms: 10_000_000,
+                ..Default::default()
+            },
+            FunctionManifest {
+                max_instances: 0,
+                ..Default::default()
+            },
+            FunctionManifest {
+                routes: vec![FunctionRoute {
+                    prefix: "/v2/x".into(),
+                    host: None,
+                    methods: vec![],
+                }],
+                ..Default::default()
+            },
+        ];
+        for m in bad {
+            assert!(m.validate(&limits).is_err(), "{m:?}");
+        }
+    }
+}

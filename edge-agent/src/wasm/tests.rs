@@ -1,0 +1,207 @@
+//! The runtime and the wasi-nn host against hand-written hostile guests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use inference::test_support::model_bytes;
+use inference::{LoadOptions, Model};
+
+use super::*;
+
+/// The nn_errno digits `nn_hostile.wat` must print, call by call.
+const NN_HOSTILE_EXPECTED: &str = include_str!("../../tests/wat/nn_hostile.expected");
+
+struct Models(HashMap<(String, u64), Arc<Model>>);
+
+impl GraphSource for Models {
+    fn graph(&self, name: &str, version: Option<u64>) -> Option<Arc<Model>> {
+        self.0
+            .get(&(name.to_owned(), version.unwrap_or(2)))
+            .cloned()
+    }
+}
+
+fn models() -> Arc<dyn GraphSource> {
+    let mlp =
+        Arc::new(Model::load(model_bytes("digits_mlp.onnx"), &LoadOptions::default()).unwrap());
+    let mut map = HashMap::new();
+    for key in [("digits", 1), ("digits", 2), ("secret", 2)] {
+        map.insert((key.0.to_owned(), key.1), mlp.clone());
+    }
+    Arc::new(Models(map))
+}
+
+fn runtime() -> WasmRuntime {
+    WasmRuntime::new(RuntimeConfig {
+        max_instances: 8,
+        max_memory_mib: 64,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+fn call(
+    rt: &WasmRuntime,
+    wat: &str,
+    limits: GuestLimits,
+    grants: &[ModelGrant],
+) -> Result<Output, InvokeError> {
+    let module = rt.compile(wat.as_bytes()).unwrap();
+    let pre = rt.prepare(&module).unwrap();
+    rt.invoke(
+        &pre,
+        Invocation {
+            function: "t".into(),
+            args: vec!["t".into()],
+            env: vec![("GREETING".into(), "hi".into())],
+            stdin: b"ping".to_vec(),
+            limits,
+            grants: Grants {
+                models: grants.to_vec().into(),
+                allow_load: false,
+                source: models(),
+            },
+        },
+    )
+}
+
+const LIMITS: GuestLimits = GuestLimits {
+    memory_mib: 2,
+    timeout_ms: 200,
+    fuel: None,
+};
+
+const ECHO: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 64))
+    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (i32.store (i32.const 4) (i32.load (i32.const 8)))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+#[test]
+fn stdin_goes_to_stdout() {
+    let rt = runtime();
+    let out = call(&rt, ECHO, LIMITS, &[]).unwrap();
+    assert_eq!(out.stdout, b"ping");
+}
+
+#[test]
+fn runaway_guests_get_typed_errors_and_the_engine_keeps_working() {
+    let rt = runtime();
+    let spin = r#"(module (memory (export "memory") 1) (func (export "_start") (loop br 0)))"#;
+    let err = call(&rt, spin, LIMITS, &[]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InvokeError::Timeout {
+                timeout_ms: 200,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let fueled = GuestLimits {
+        fuel: Some(10_000),
+        timeout_ms: 10_000,
+        ..LIMITS
+    };
+    let err = call(&rt, spin, fueled, &[]).unwrap_err();
+    assert!(matches!(err, InvokeError::OutOfFuel { .. }), "{err}");
+
+    let bomb = r#"(module (memory (export "memory") 1)
+      (func (export "_start")
+        (loop (br_if 0 (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+        unreachable))"#;
+    let err = call(&rt, bomb, LIMITS, &[]).unwrap_err();
+    assert!(
+        matches!(err, InvokeError::Memory { limit_mib: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("memory"), "{err}");
+
+    let deep = r#"(module (memory (export "memory") 1)
+      (func $f (param i32) (result i32) (call $f (i32.add (local.get 0) (i32.const 1))))
+      (func (export "_start") (drop (call $f (i32.const 0)))))"#;
+    let err = call(&rt, deep, LIMITS, &[]).unwrap_err();
+    assert!(err.to_string().contains("stack"), "{err}");
+
+    let exit = r#"(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 100) "boom")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 100))
+        (i32.store (i32.const 4) (i32.const 4))
+        (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (call $exit (i32.const 3))))"#;
+    let err = call(&rt, exit, LIMITS, &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("status 3") && text.contains("boom"), "{text}");
+
+    assert_eq!(call(&rt, ECHO, LIMITS, &[]).unwrap().stdout, b"ping");
+}
+
+#[test]
+fn deploy_checks_name_the_problem() {
+    let rt = runtime();
+    let err = rt.compile(b"\0asm garbage").unwrap_err();
+    assert!(matches!(err, CompileError::Invalid { .. }), "{err}");
+    let forbidden = r#"(module (import "env" "secret" (func)) (func (export "_start")))"#;
+    let err = rt.compile(forbidden.as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("`env::secret`"), "{err}");
+    let unknown_wasi = r#"(module (import "wasi_snapshot_preview1" "no_such_call" (func)) (func (export "_start")))"#;
+    let err = rt.compile(unknown_wasi.as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("no_such_call"), "{err}");
+    let err = rt.compile(b"(module)").unwrap_err();
+    assert!(matches!(err, CompileError::NoStart), "{err}");
+}
+
+#[test]
+fn artifacts_are_cached_per_engine() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, compiled) = rt.load_cached(dir.path(), "abc", ECHO.as_bytes()).unwrap();
+    assert!(compiled);
+    let (module, compiled) = rt.load_cached(dir.path(), "abc", ECHO.as_bytes()).unwrap();
+    assert!(!compiled);
+    rt.prepare(&module).unwrap();
+    let other = WasmRuntime::new(RuntimeConfig {
+        max_instances: 4,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    assert_ne!(other.engine_hash(), rt.engine_hash());
+    let (_, compiled) = other
+        .load_cached(dir.path(), "abc", ECHO.as_bytes())
+        .unwrap();
+    assert!(compiled);
+}
+
+#[test]
+fn nn_calls_with_garbage_get_error_codes() {
+    let rt = runtime();
+    let grants = [ModelGrant {
+        name: "digits".into(),
+        version: Some(1),
+    }];
+    let wat = include_str!("../../tests/wat/nn_hostile.wat");
+    let out = call(&rt, wat, LIMITS, &grants).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), NN_HOSTILE_EXPECTED);
+}
+
+#[test]
+fn nn_without_memory_is_missing_memory() {
+    let rt = runtime();
+    // Exits cleanly only if `compute` answered `missing_memory` (3).
+    let wat = r#"(module
+      (import "wasi_ephemeral_nn" "compute" (func $compute (param i32) (result i32)))
+      (func (export "_start")
+        (if (i32.ne (call $compute (i32.const 0)) (i32.const 3)) (then unreachable))))"#;
+    call(&rt, wat, LIMITS, &[]).unwrap();
+}
