@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use edge_agent::wasm::{Grants, GraphSource, GuestLimits, Invocation, RuntimeConfig, WasmRuntime};
+use edge_agent::wasm::{
+    Grants, GraphSource, GuestLimits, Invocation, ModelGrant, RuntimeConfig, WasmRuntime,
+};
 use edge_agent::AgentConfig;
 use inference::test_support::{digits, model_bytes};
 use reqwest::multipart::{Form, Part};
@@ -131,38 +133,51 @@ fn warm(c: &mut Criterion) {
     let mut group = c.benchmark_group("cold");
     group.sample_size(10);
     let hello = guest("hello");
+    let mut n = 0u64;
     group.bench_function("deploy-then-call-hello", |b| {
         b.iter(|| {
-            agent.deploy("fresh", hello.clone(), json!({}));
+            // A module never seen before (a custom section makes its sha256 new), so the
+            // deploy compiles it rather than finding a cached artifact.
+            n += 1;
+            let mut wasm = hello.clone();
+            wasm.extend_from_slice(&[0, 13, 4]);
+            wasm.extend_from_slice(b"benc");
+            wasm.extend_from_slice(&n.to_le_bytes());
+            agent.deploy("fresh", wasm, json!({}));
             agent.post("/fn/fresh", Vec::new())
         })
     });
     group.finish();
 }
 
-struct NoModels;
+/// The digits MLP (tract) under the name `digits`.
+struct Digits(Arc<inference::Model>);
 
-impl GraphSource for NoModels {
-    fn graph(&self, _: &str, _: Option<u64>) -> Option<Arc<inference::Model>> {
-        None
+impl GraphSource for Digits {
+    fn graph(&self, name: &str, _: Option<u64>) -> Option<Arc<inference::Model>> {
+        (name == "digits").then(|| self.0.clone())
     }
 }
 
-fn invocation() -> Invocation {
+fn invocation(source: &Arc<Digits>, stdin: Vec<u8>) -> Invocation {
     Invocation {
-        function: "hello".into(),
-        args: vec!["hello".into()],
-        env: vec![("REQUEST_METHOD".into(), "GET".into())],
-        stdin: Vec::new(),
+        function: "bench".into(),
+        args: vec!["bench".into()],
+        env: vec![("REQUEST_METHOD".into(), "POST".into())],
+        stdin,
         limits: GuestLimits {
             memory_mib: 64,
             timeout_ms: 1000,
             fuel: None,
         },
         grants: Grants {
-            models: Vec::new().into(),
+            models: vec![ModelGrant {
+                name: "digits".into(),
+                version: None,
+            }]
+            .into(),
             allow_load: false,
-            source: Arc::new(NoModels),
+            source: source.clone(),
         },
     }
 }
@@ -175,17 +190,33 @@ fn restart(c: &mut Criterion) {
     let (module, compiled) = rt.load_cached(&cache, "hello", &wasm).unwrap();
     assert!(compiled);
     let pre = rt.prepare(&module).unwrap();
+    let model =
+        inference::Model::load(model_bytes("digits_mlp.onnx"), &Default::default()).unwrap();
+    let source = Arc::new(Digits(Arc::new(model)));
+    let classify = rt.compile(&guest("classify-digits")).unwrap();
+    let classify = rt.prepare(&classify).unwrap();
+    let (x, _) = digits("test");
+    let body = json!({ "pixels": &x[..64] }).to_string().into_bytes();
     let mut group = c.benchmark_group("runtime");
     group.bench_function("artifact-load-link-call-hello", |b| {
         b.iter(|| {
             let (module, compiled) = rt.load_cached(&cache, "hello", &wasm).unwrap();
             assert!(!compiled);
             let pre = rt.prepare(&module).unwrap();
-            rt.invoke(&pre, invocation()).unwrap()
+            rt.invoke(&pre, invocation(&source, Vec::new())).unwrap()
         })
     });
     group.bench_function("instantiate-call-hello", |b| {
-        b.iter(|| rt.invoke(&pre, invocation()).unwrap())
+        b.iter(|| rt.invoke(&pre, invocation(&source, Vec::new())).unwrap())
+    });
+    group.bench_function("instantiate-call-classify-digits", |b| {
+        b.iter(|| {
+            let out = rt
+                .invoke(&classify, invocation(&source, body.clone()))
+                .unwrap();
+            assert!(out.stdout.starts_with(b"Status: 200"));
+            out
+        })
     });
     group.sample_size(10);
     group.bench_function("compile-hello", |b| b.iter(|| rt.compile(&wasm).unwrap()));

@@ -306,7 +306,10 @@ impl Functions {
             config_json: manifest_json,
             created_at: now(),
         };
-        self.store.insert_version(&deploy.name, &record)?;
+        if let Err(e) = self.store.insert_version(&deploy.name, &record) {
+            self.drop_blob_if_unused(&sha);
+            return Err(e.into());
+        }
         let first = self
             .read()
             .get(&deploy.name)

@@ -5,6 +5,39 @@
 //!   preopens, plus our `wasi_ephemeral_nn` host in [`nn`]). Each call gets its own `Store`
 //!   with a deadline, fuel and a memory cap.
 //! - [`wagi`] turns an HTTP request into a CGI environment and stdout back into a response.
+//!
+//! A guest that never returns is stopped at its deadline:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use edge_agent::wasm::{
+//!     GraphSource, Grants, GuestLimits, Invocation, InvokeError, RuntimeConfig, WasmRuntime,
+//! };
+//!
+//! struct NoModels;
+//! impl GraphSource for NoModels {
+//!     fn graph(&self, _: &str, _: Option<u64>) -> Option<Arc<inference::Model>> {
+//!         None
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = WasmRuntime::new(RuntimeConfig::default()).map_err(|e| format!("{e}"))?;
+//! let module = runtime.compile(br#"(module (func (export "_start") (loop br 0)))"#)?;
+//! let pre = runtime.prepare(&module)?;
+//! let call = Invocation {
+//!     function: "spin".into(),
+//!     args: vec!["spin".into()],
+//!     env: Vec::new(),
+//!     stdin: Vec::new(),
+//!     limits: GuestLimits { memory_mib: 16, timeout_ms: 50, fuel: None },
+//!     grants: Grants { models: Vec::new().into(), allow_load: false, source: Arc::new(NoModels) },
+//! };
+//! let err = runtime.invoke(&pre, call).unwrap_err();
+//! assert!(matches!(err, InvokeError::Timeout { timeout_ms: 50, .. }));
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
 pub mod nn;

@@ -92,6 +92,12 @@ async fn hello_answers_with_wagi_semantics_on_its_path_and_routes() {
     );
     let (status, _, _) = call(&agent, Method::POST, "/greet/x", Vec::new()).await;
     assert_eq!(status, 404, "the route takes GET only");
+    let greet = json!({"routes": [{"prefix": "/greet/"}]});
+    let (status, body) = deploy(&agent, "other", wasm.clone(), greet).await;
+    assert_eq!(status, 409, "{body}");
+    let api = json!({"routes": [{"prefix": "/v2/models"}]});
+    let (status, body) = deploy(&agent, "other", wasm.clone(), api).await;
+    assert_eq!(status, 400, "{body}");
     let r = agent
         .client
         .get(format!("{}/fn/hello", agent.url))
@@ -223,6 +229,32 @@ async fn runaway_guests_get_the_right_status_and_the_agent_keeps_serving() {
         assert_eq!(get_text(&agent, "/fn/hello").await.0, 200);
         assert_eq!(get_text(&agent, "/v2/health/ready").await.0, 200);
     }
+    // No preopens and no host environment: only the CGI variables and what the manifest grants.
+    let (status, body) = get_text(&agent, "/fn/limits/x?hit=escape").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("file: denied"), "{body}");
+    let env = body.lines().nth(1).unwrap().strip_prefix("env: ").unwrap();
+    let mut names: Vec<&str> = env.split(',').collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "CONTENT_LENGTH",
+            "CONTENT_TYPE",
+            "GATEWAY_INTERFACE",
+            "HTTP_ACCEPT",
+            "HTTP_HOST",
+            "PATH_INFO",
+            "QUERY_STRING",
+            "REQUEST_METHOD",
+            "SCRIPT_NAME",
+            "SERVER_NAME",
+            "SERVER_PROTOCOL",
+            "SERVER_SOFTWARE",
+            "X_REQUEST_ID"
+        ],
+        "{body}"
+    );
     let metrics = agent.metrics_text().await;
     for outcome in ["timeout", "memory", "trap"] {
         assert!(

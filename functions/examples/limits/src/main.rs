@@ -35,6 +35,14 @@ fn main() {
             Ok(_) => Response::text(200, "loaded a model it was not granted"),
             Err(e) => Response::error(403, format!("cannot load model `secret`: {e}")),
         },
+        Some("escape") => {
+            let file = match std::fs::read_to_string("/etc/passwd") {
+                Ok(_) => "read".to_owned(),
+                Err(e) => format!("denied ({e})"),
+            };
+            let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            Response::text(200, format!("file: {file}\nenv: {}\n", vars.join(",")))
+        }
         _ => Response::text(200, "within limits\n"),
     });
 }
