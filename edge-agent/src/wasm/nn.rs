@@ -315,13 +315,22 @@ fn compute(nn: &mut NnCtx, ctx: i32) -> Code {
         let tensor = tensor.clone().ok_or(NnErrno::InvalidArgument)?;
         inputs.push((info.name.clone(), tensor));
     }
-    let outputs = model.run(inputs).map_err(|e| {
-        tracing::debug!(error = %inference::error_chain(&e), "wasi-nn compute failed");
-        match e {
-            inference::Error::Run { .. } | inference::Error::Output { .. } => NnErrno::RuntimeError,
-            _ => NnErrno::InvalidArgument,
-        }
-    })?;
+    // A backend that panics on odd input must not take the host down with it.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.run(inputs)));
+    let outputs = run
+        .map_err(|_| {
+            tracing::warn!("wasi-nn compute: the backend panicked");
+            NnErrno::RuntimeError
+        })?
+        .map_err(|e| {
+            tracing::debug!(error = %inference::error_chain(&e), "wasi-nn compute failed");
+            match e {
+                inference::Error::Run { .. } | inference::Error::Output { .. } => {
+                    NnErrno::RuntimeError
+                }
+                _ => NnErrno::InvalidArgument,
+            }
+        })?;
     let outputs: Vec<Tensor> = outputs.iter().map(|(_, t)| t.clone()).collect();
     if outputs
         .iter()

@@ -169,6 +169,7 @@ impl WasmRuntime {
         pool.total_core_instances(config.max_instances)
             .total_memories(config.max_instances)
             .total_tables(config.max_instances)
+            .total_stacks(config.max_instances)
             .max_memory_size((config.max_memory_mib as usize) << 20);
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
@@ -176,7 +177,7 @@ impl WasmRuntime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut GuestState| &mut s.wasi)?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut GuestState| &mut s.wasi)?;
         nn::add_to_linker(&mut linker)?;
         let engine_hash = {
             use std::hash::{Hash, Hasher};
@@ -307,8 +308,34 @@ impl WasmRuntime {
     }
 
     /// Runs `_start` of a fresh instance in a fresh `Store`, with the call's deadline, fuel and
-    /// memory cap. Blocking: call it off the async reactor.
+    /// memory cap. Blocking: call it off the async reactor (e.g. in `spawn_blocking`).
+    ///
+    /// The guest runs on this thread. The epoch deadline stops a guest that computes; a guest
+    /// that waits in the host (say, `poll_oneoff` on a clock) is dropped by a timer at the same
+    /// deadline plus two ticks.
     pub fn invoke(
+        &self,
+        pre: &InstancePre<GuestState>,
+        call: Invocation,
+    ) -> Result<Output, InvokeError> {
+        let (function, timeout_ms) = (call.function.clone(), call.limits.timeout_ms);
+        let backstop = Duration::from_millis(timeout_ms + 2 * self.config.epoch_tick_ms.max(1));
+        let run = async move {
+            match tokio::time::timeout(backstop, self.invoke_async(pre, call)).await {
+                Ok(result) => result,
+                Err(_) => Err(InvokeError::Timeout {
+                    function,
+                    timeout_ms,
+                }),
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.block_on(run),
+            Err(_) => timer_runtime().block_on(run),
+        }
+    }
+
+    async fn invoke_async(
         &self,
         pre: &InstancePre<GuestState>,
         call: Invocation,
@@ -353,7 +380,7 @@ impl WasmRuntime {
             .set_fuel(limits.fuel.unwrap_or(u64::MAX))
             .map_err(|e| host(format!("{e}")))?;
         let started = Instant::now();
-        let instance = match pre.instantiate(&mut store) {
+        let instance = match pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,
             Err(e) => {
                 let text = format!("{e}");
@@ -370,7 +397,7 @@ impl WasmRuntime {
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "_start")
             .map_err(|e| host(format!("{e}")))?;
-        let result = start.call(&mut store, ());
+        let result = start.call_async(&mut store, ()).await;
         let run = started.elapsed() - instantiate;
         if let Err(e) = result {
             let clean_exit = e.downcast_ref::<I32Exit>().is_some_and(|x| x.0 == 0);
@@ -434,6 +461,20 @@ impl WasmRuntime {
             stderr,
         }
     }
+}
+
+/// A runtime for the deadline timer and WASI's async host calls when `invoke` is called
+/// outside of one (tests, benches). Never dropped.
+fn timer_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("wasm-timer")
+            .enable_all()
+            .build()
+            .expect("a one-thread tokio runtime starts")
+    })
 }
 
 /// The last 2 KiB of stderr as text.

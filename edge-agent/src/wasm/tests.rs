@@ -148,6 +148,35 @@ fn runaway_guests_get_typed_errors_and_the_engine_keeps_working() {
 }
 
 #[test]
+fn a_guest_waiting_in_the_host_is_dropped_at_its_deadline() {
+    let rt = runtime();
+    // poll_oneoff on the monotonic clock for 60 s.
+    let sleep = r#"(module
+      (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "_start")
+        (i64.store (i32.const 0) (i64.const 1))
+        (i32.store8 (i32.const 8) (i32.const 0))
+        (i32.store (i32.const 16) (i32.const 1))
+        (i64.store (i32.const 24) (i64.const 60000000000))
+        (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))"#;
+    let started = std::time::Instant::now();
+    let err = call(&rt, sleep, LIMITS, &[]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InvokeError::Timeout {
+                timeout_ms: 200,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed().as_secs() < 30, "it waited out the sleep");
+    assert_eq!(call(&rt, ECHO, LIMITS, &[]).unwrap().stdout, b"ping");
+}
+
+#[test]
 fn deploy_checks_name_the_problem() {
     let rt = runtime();
     let err = rt.compile(b"\0asm garbage").unwrap_err();
