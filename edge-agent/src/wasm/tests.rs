@@ -46,6 +46,16 @@ fn call(
     limits: GuestLimits,
     grants: &[ModelGrant],
 ) -> Result<Output, InvokeError> {
+    call_with(rt, wat, limits, grants, false)
+}
+
+fn call_with(
+    rt: &WasmRuntime,
+    wat: &str,
+    limits: GuestLimits,
+    grants: &[ModelGrant],
+    allow_load: bool,
+) -> Result<Output, InvokeError> {
     let module = rt.compile(wat.as_bytes()).unwrap();
     let pre = rt.prepare(&module).unwrap();
     rt.invoke(
@@ -58,7 +68,7 @@ fn call(
             limits,
             grants: Grants {
                 models: grants.to_vec().into(),
-                allow_load: false,
+                allow_load,
                 source: models(),
             },
         },
@@ -233,4 +243,66 @@ fn nn_without_memory_is_missing_memory() {
       (func (export "_start")
         (if (i32.ne (call $compute (i32.const 0)) (i32.const 3)) (then unreachable))))"#;
     call(&rt, wat, LIMITS, &[]).unwrap();
+}
+
+#[test]
+fn nn_load_takes_onnx_bytes_only_when_granted_and_checks_them() {
+    let rt = WasmRuntime::new(RuntimeConfig {
+        max_instances: 4,
+        max_memory_mib: 64,
+        nn: NnLimits {
+            max_model_bytes: 1 << 20,
+            ..RuntimeConfig::default().nn
+        },
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let onnx = model_bytes("digits_mlp.onnx");
+    let escaped: String = onnx.iter().map(|b| format!("\\{b:02x}")).collect();
+    // Builders at 0: (model at 65536, its length); at 16: (garbage at 32, 8 bytes); at 48:
+    // (65536, 2 MiB); at 56: (model pointer out of bounds). Codes go to stdout as digits.
+    let wat = format!(
+        r#"(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_ephemeral_nn" "load" (func $load (param i32 i32 i32 i32 i32) (result i32)))
+      (import "wasi_ephemeral_nn" "init_execution_context" (func $init (param i32 i32) (result i32)))
+      (memory (export "memory") 4)
+      (data (i32.const 65536) "{escaped}")
+      (data (i32.const 32) "garbage!")
+      (global $n (mut i32) (i32.const 0))
+      (func $rec (param i32)
+        (i32.store8 (i32.add (i32.const 1024) (global.get $n)) (i32.add (local.get 0) (i32.const 48)))
+        (global.set $n (i32.add (global.get $n) (i32.const 1))))
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 65536))
+        (i32.store (i32.const 4) (i32.const {len}))
+        (i32.store (i32.const 16) (i32.const 32))
+        (i32.store (i32.const 20) (i32.const 8))
+        (i32.store (i32.const 48) (i32.const 65536))
+        (i32.store (i32.const 52) (i32.const 2097152))
+        (i32.store (i32.const 56) (i32.const 262100))
+        (i32.store (i32.const 60) (i32.const 100))
+        (call $rec (call $load (i32.const 16) (i32.const 1) (i32.const 1) (i32.const 0) (i32.const 8)))
+        (call $rec (call $load (i32.const 48) (i32.const 1) (i32.const 1) (i32.const 0) (i32.const 8)))
+        (call $rec (call $load (i32.const 56) (i32.const 1) (i32.const 1) (i32.const 0) (i32.const 8)))
+        (call $rec (call $load (i32.const 0) (i32.const 2) (i32.const 1) (i32.const 0) (i32.const 8)))
+        (call $rec (call $load (i32.const 262140) (i32.const 1) (i32.const 1) (i32.const 0) (i32.const 8)))
+        (call $rec (call $load (i32.const 0) (i32.const 1) (i32.const 1) (i32.const 0) (i32.const 8)))
+        (call $rec (call $init (i32.load (i32.const 8)) (i32.const 12)))
+        (i32.store (i32.const 512) (i32.const 1024))
+        (i32.store (i32.const 516) (global.get $n))
+        (drop (call $write (i32.const 1) (i32.const 512) (i32.const 1) (i32.const 520)))))"#,
+        len = onnx.len()
+    );
+    let limits = GuestLimits {
+        memory_mib: 8,
+        timeout_ms: 5000,
+        fuel: None,
+    };
+    // garbage: invalid_encoding; over max_model_bytes: too_large; out of bounds (model, then
+    // the builder array): invalid_argument; two builders: invalid_argument; the model: ok.
+    let out = call_with(&rt, &wat, limits, &[], true).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2711100");
+    let out = call_with(&rt, &wat, limits, &[], false).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "6666661");
 }
