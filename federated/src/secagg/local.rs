@@ -6,7 +6,7 @@ use rand::RngCore;
 
 use super::{
     ClientMsg, ParticipantId, SecAggClient, SecAggError, SecAggOutput, SecAggParams, SecAggServer,
-    ServerStep, Stage,
+    ServerMsg, ServerStep, Stage,
 };
 
 /// Runs one round among `inputs` (id and ring vector). Before each client answers, `drops`
@@ -16,8 +16,21 @@ pub fn run_round(
     params: SecAggParams,
     inputs: Vec<(ParticipantId, Vec<u64>)>,
     rng: &mut dyn RngCore,
+    drops: impl FnMut(Stage, ParticipantId) -> bool,
+    tamper: impl FnMut(Stage, ClientMsg) -> Vec<ClientMsg>,
+) -> Result<SecAggOutput, SecAggError> {
+    run_round_threads(params, inputs, rng, drops, tamper, 1)
+}
+
+/// [`run_round`] with the clients' work of each stage spread over `threads` threads (they
+/// are independent devices; the server's work stays on the calling thread).
+pub fn run_round_threads(
+    params: SecAggParams,
+    inputs: Vec<(ParticipantId, Vec<u64>)>,
+    rng: &mut dyn RngCore,
     mut drops: impl FnMut(Stage, ParticipantId) -> bool,
     mut tamper: impl FnMut(Stage, ClientMsg) -> Vec<ClientMsg>,
+    threads: usize,
 ) -> Result<SecAggOutput, SecAggError> {
     let ids: Vec<ParticipantId> = inputs.iter().map(|(id, _)| *id).collect();
     let (mut server, setup) = SecAggServer::new(params, &ids, rng)?;
@@ -28,26 +41,26 @@ pub fn run_round(
     let mut outgoing = setup;
     loop {
         let stage = server.stage();
+        let mut work: Vec<(SecAggClient, ServerMsg)> = Vec::with_capacity(outgoing.len());
         for (id, msg) in outgoing {
             if drops(stage, id) {
                 clients.remove(&id);
-                continue;
+            } else if let Some(client) = clients.remove(&id) {
+                work.push((client, msg));
             }
-            let Some(client) = clients.get_mut(&id) else {
-                continue;
-            };
-            let reply = match client.handle(msg) {
-                Ok(reply) => reply,
-                Err(e) => {
-                    tracing::debug!(error = %e, "secagg client dropped out");
-                    clients.remove(&id);
-                    continue;
+        }
+        for (client, reply) in answer_all(work, threads) {
+            let id = client.id();
+            match reply {
+                Ok(reply) => {
+                    clients.insert(id, client);
+                    for m in tamper(stage, reply) {
+                        if let Err(rejected) = server.receive(m) {
+                            tracing::debug!(%rejected, "secagg message rejected");
+                        }
+                    }
                 }
-            };
-            for m in tamper(stage, reply) {
-                if let Err(rejected) = server.receive(m) {
-                    tracing::debug!(%rejected, "secagg message rejected");
-                }
+                Err(e) => tracing::debug!(error = %e, "secagg client dropped out"),
             }
         }
         match server.close_stage()? {
@@ -55,6 +68,40 @@ pub fn run_round(
             ServerStep::Finished(output) => return Ok(output),
         }
     }
+}
+
+type Answered = (SecAggClient, Result<ClientMsg, SecAggError>);
+
+/// Every client handles its message; results come back in the input order.
+fn answer_all(work: Vec<(SecAggClient, ServerMsg)>, threads: usize) -> Vec<Answered> {
+    let threads = threads.clamp(1, work.len().max(1));
+    if threads == 1 {
+        return work
+            .into_iter()
+            .map(|(mut c, m)| {
+                let r = c.handle(m);
+                (c, r)
+            })
+            .collect();
+    }
+    let chunk = work.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<(SecAggClient, ServerMsg)>> = Vec::new();
+    let mut rest = work;
+    while !rest.is_empty() {
+        let tail = rest.split_off(chunk.min(rest.len()));
+        chunks.push(rest);
+        rest = tail;
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| scope.spawn(move || answer_all(c, 1)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a SecAgg client panicked"))
+            .collect()
+    })
 }
 
 /// A round where every client answers and nothing is altered.

@@ -30,12 +30,14 @@
 mod client;
 mod crypto;
 mod local;
+mod mean;
 mod quantize;
 mod server;
 pub mod shamir;
 
 pub use client::SecAggClient;
-pub use local::{run_round, run_round_honest};
+pub use local::{run_round, run_round_honest, run_round_threads};
+pub use mean::{secure_mean, SecAggConfig, SecAggMode, SecureMean, SecureUpdate};
 pub use quantize::Quantizer;
 pub use server::{SecAggOutput, SecAggServer, ServerStep};
 
