@@ -135,7 +135,7 @@ pub enum SimulationError {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     /// Secure aggregation aborted the round.
-    #[error("round {round}: {source}")]
+    #[error("secure aggregation failed in round {round}")]
     SecAgg {
         /// The round.
         round: u64,

@@ -146,10 +146,8 @@ impl SecAggClient {
             if id == self.id {
                 return Err(self.refuse("the neighbour list contains this client"));
             }
-            if keys.cipher == keys.mask
-                || !crypto::is_contributory(&keys.cipher)
-                || !crypto::is_contributory(&keys.mask)
-            {
+            // Low-order keys are caught where they are used (`agree` refuses them).
+            if keys.cipher == keys.mask {
                 return Err(self.refuse(format!("neighbour {id} has unusable keys")));
             }
             if map.insert(id, keys).is_some() {
@@ -185,8 +183,10 @@ impl SecAggClient {
                 self.neighbours[holder].cipher
             };
             let label = share_label(self.id, *holder);
-            let key = crypto::agree(&own_cipher.secret, &public, &session, &label)
-                .expect("keys checked above");
+            let Some(key) = crypto::agree(&own_cipher.secret, &public, &session, &label) else {
+                let reason = format!("neighbour {holder} has a low-order encryption key");
+                return Err(self.refuse(reason));
+            };
             let mut plaintext = Zeroizing::new(Vec::with_capacity(SHARE_PLAINTEXT_LEN));
             plaintext.extend(self.id.to_le_bytes());
             plaintext.extend(holder.to_le_bytes());
@@ -282,13 +282,15 @@ impl SecAggClient {
         crypto::apply_mask(&mut vector, &self.seed, bits, true);
         let own = self.mask.as_ref().expect("setup");
         for other in senders.iter().filter(|&&v| v != self.id) {
-            let seed = crypto::agree(
+            let Some(seed) = crypto::agree(
                 &own.secret,
                 &self.neighbours[other].mask,
                 &session,
                 &mask_label(self.id, *other),
-            )
-            .expect("keys checked at stage 1");
+            ) else {
+                let reason = format!("neighbour {other} has a low-order mask key");
+                return Err(self.refuse(reason));
+            };
             crypto::apply_mask(&mut vector, &seed, bits, self.id < *other);
         }
         self.reached_shares = senders;

@@ -56,7 +56,8 @@ pub struct SecAggConfig {
     /// Largest example count a client's update is weighted by (larger counts are capped).
     #[serde(default = "max_weight")]
     pub max_weight: u64,
-    /// Simulation only: probability that a client drops out at each stage.
+    /// Simulation only: probability that a client drops out during the round (at a random
+    /// one of the four stages).
     #[serde(default)]
     pub dropout: f64,
 }
@@ -171,13 +172,21 @@ pub fn secure_mean(
         })
         .collect();
     let params = config.params(n, len + 2, rng);
+    // Simulated dropouts: each client drops with probability `dropout`, at a random stage.
     let mut drop_rng = rand_chacha::ChaCha8Rng::seed_from_u64(rng.next_u64());
-    let dropout = config.dropout;
+    let stages = [Stage::Keys, Stage::Shares, Stage::Masked, Stage::Unmask];
+    let plan: Vec<Option<Stage>> = (0..n)
+        .map(|_| {
+            let drops = drop_rng.random::<f64>() < config.dropout;
+            let stage = stages[drop_rng.random_range(0..stages.len())];
+            drops.then_some(stage)
+        })
+        .collect();
     let out = run_round_threads(
         params,
         inputs,
         rng,
-        |_: Stage, _| dropout > 0.0 && drop_rng.random::<f64>() < dropout,
+        |stage: Stage, id| plan.get(id as usize).copied().flatten() == Some(stage),
         |_, m| vec![m],
         threads,
     )?;
