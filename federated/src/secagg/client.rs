@@ -71,8 +71,8 @@ impl SecAggClient {
         self.id
     }
 
-    /// Neighbours whose encrypted share did not open (they still count for masking; their
-    /// secrets are rebuilt from other holders' shares).
+    /// Neighbours whose encrypted share did not open; reported to the server, which drops
+    /// them.
     pub fn bad_senders(&self) -> &[ParticipantId] {
         &self.bad_senders
     }
@@ -298,6 +298,7 @@ impl SecAggClient {
         Ok(ClientMsg::Masked {
             from: self.id,
             vector,
+            complaints: self.bad_senders.clone(),
         })
     }
 

@@ -122,6 +122,9 @@ pub enum ClientMsg {
         from: ParticipantId,
         /// `x + masks` mod 2^bits.
         vector: Vec<u64>,
+        /// Neighbours whose share for this client did not open: the server drops them (their
+        /// secrets are then rebuilt from the other holders' shares, never their inputs).
+        complaints: Vec<ParticipantId>,
     },
     /// Stage 4: the shares the server asked for.
     Unmask {

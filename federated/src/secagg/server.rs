@@ -53,6 +53,8 @@ pub struct SecAggServer {
     masked: BTreeMap<ParticipantId, Vec<u64>>,
     unmask: BTreeMap<ParticipantId, (SharesOf, SharesOf)>,
     unmask_rejected: BTreeSet<ParticipantId>,
+    /// Who complained (at the masked stage) that whose share did not open.
+    complaints: BTreeMap<ParticipantId, BTreeSet<ParticipantId>>,
     dropped: BTreeMap<ParticipantId, String>,
     /// Clients that reached stage 1, 2 and 3 (advertised keys, shared, sent a masked vector).
     reached: [BTreeSet<ParticipantId>; 3],
@@ -119,6 +121,7 @@ impl SecAggServer {
                 masked: BTreeMap::new(),
                 unmask: BTreeMap::new(),
                 unmask_rejected: BTreeSet::new(),
+                complaints: BTreeMap::new(),
                 dropped: BTreeMap::new(),
                 reached: Default::default(),
             },
@@ -173,6 +176,7 @@ impl SecAggServer {
                     }
                     _ => {
                         self.masked.remove(&id);
+                        self.complaints.remove(&id);
                     }
                 }
                 self.dropped.insert(id, reason.clone());
@@ -284,7 +288,20 @@ impl SecAggServer {
                 self.commitments.insert(from, commitment);
                 self.ciphertexts.insert(from, map);
             }
-            ClientMsg::Masked { from, vector } => {
+            ClientMsg::Masked {
+                from,
+                vector,
+                complaints,
+            } => {
+                let mut accused = BTreeSet::new();
+                for c in &complaints {
+                    let holder_of = self.reached[1].contains(c)
+                        && *c != from
+                        && self.neighbours[&from].contains(c);
+                    if !holder_of || !accused.insert(*c) {
+                        return Err(format!("an invalid complaint about {c}"));
+                    }
+                }
                 if vector.len() != self.params.vector_len {
                     return Err(format!(
                         "a masked vector of {} values, not {}",
@@ -297,6 +314,9 @@ impl SecAggServer {
                     return Err("a masked value outside the ring".into());
                 }
                 self.masked.insert(from, vector);
+                if !accused.is_empty() {
+                    self.complaints.insert(from, accused);
+                }
             }
             ClientMsg::Unmask {
                 from,
@@ -417,6 +437,20 @@ impl SecAggServer {
                 Ok(ServerStep::Send(out))
             }
             Stage::Masked => {
+                // A share that did not open drops its sender, whether its vector came or not.
+                let complaints = std::mem::take(&mut self.complaints);
+                for (accuser, accused) in complaints {
+                    if !self.masked.contains_key(&accuser) {
+                        continue;
+                    }
+                    for a in accused {
+                        if !self.dropped.contains_key(&a) {
+                            let reason =
+                                format!("its encrypted share for client {accuser} did not open");
+                            self.drop_client(a, reason);
+                        }
+                    }
+                }
                 let u3: BTreeSet<ParticipantId> = self.masked.keys().copied().collect();
                 self.mark_silent(&u3, "no masked vector");
                 self.abort_if_below(u3.len())?;

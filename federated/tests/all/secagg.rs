@@ -178,7 +178,7 @@ fn masked_vectors_reveal_nothing_of_their_inputs() {
         &mut rng,
         |_, _| false,
         |_, m| {
-            if let ClientMsg::Masked { from, vector } = &m {
+            if let ClientMsg::Masked { from, vector, .. } = &m {
                 masked.push((*from, vector.clone()));
             }
             vec![m]
@@ -249,7 +249,11 @@ fn corrupt(msg: &ClientMsg, rng: &mut ChaCha8Rng, n: u32) -> ClientMsg {
         (0, ClientMsg::Masked { vector, .. }) => {
             let mut v = vector.clone();
             v.truncate(rng.random_range(0..=v.len()));
-            ClientMsg::Masked { from, vector: v }
+            ClientMsg::Masked {
+                from,
+                vector: v,
+                complaints: Vec::new(),
+            }
         }
         (
             1,
@@ -318,6 +322,9 @@ fn corrupt(msg: &ClientMsg, rng: &mut ChaCha8Rng, n: u32) -> ClientMsg {
                 let len = rng.random_range(0..70);
                 values(rng, len)
             },
+            complaints: (0..rng.random_range(0..3))
+                .map(|_| rng.random_range(0..n + 2))
+                .collect(),
         },
         (5, _) => ClientMsg::Unmask {
             from,
@@ -380,6 +387,7 @@ fn fuzzed_messages_drop_their_senders_and_never_the_round() {
                     out.push(ClientMsg::Masked {
                         from: fuzz.random_range(0..n * 2),
                         vector: junk.iter().map(|&b| b as u64).collect(),
+                        complaints: Vec::new(),
                     });
                 }
                 out
@@ -442,4 +450,35 @@ fn server_state_is_unchanged_by_messages_from_strangers_and_after_the_end() {
     // Round trip with everyone honest.
     let out = run_round_honest(params(2, Some(2), 4), data.clone(), &mut rng).unwrap();
     check_exact(&out, &data);
+}
+
+#[test]
+fn a_share_that_does_not_open_drops_its_sender_not_the_round() {
+    let data = inputs(8, 16, 8);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    // Client 3 sends client 5 a share with one flipped byte (the server cannot tell).
+    let out = run_round(
+        params(4, None, 16),
+        data.clone(),
+        &mut rng,
+        |_, _| false,
+        |_, mut m| {
+            if let ClientMsg::Shares {
+                from: 3,
+                ciphertexts,
+                ..
+            } = &mut m
+            {
+                let (_, c) = ciphertexts.iter_mut().find(|(to, _)| *to == 5).unwrap();
+                c[10] ^= 0x40;
+            }
+            vec![m]
+        },
+    )
+    .unwrap();
+    check_exact(&out, &data);
+    assert!(!out.survivors.contains(&3), "{out:?}");
+    let (_, why) = out.dropped.iter().find(|(id, _)| *id == 3).unwrap();
+    assert!(why.contains("did not open") && why.contains('5'), "{why}");
+    assert_eq!(out.survivors.len(), 7);
 }
