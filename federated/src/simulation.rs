@@ -266,13 +266,7 @@ impl Simulation {
             let mut rng = ChaCha8Rng::seed_from_u64(
                 self.seed ^ (round << 24) ^ client.bytes().map(u64::from).sum::<u64>() ^ 0xd9,
             );
-            let mut delta: Vec<f32> = r
-                .parameters
-                .flatten()
-                .iter()
-                .zip(&base)
-                .map(|(p, c)| p - c)
-                .collect();
+            let mut delta = r.parameters.flat_delta(&base);
             let bit = privatize_update(&mut delta, server_clip, self.local_dp.as_ref(), &mut rng);
             let values: Vec<f32> = base.iter().zip(&delta).map(|(c, d)| c + d).collect();
             r.parameters = global.unflatten_like(&values)?;
@@ -305,13 +299,7 @@ impl Simulation {
                 });
                 continue;
             }
-            let delta = r
-                .parameters
-                .flatten()
-                .iter()
-                .zip(&base)
-                .map(|(p, c)| p - c)
-                .collect();
+            let delta = r.parameters.flat_delta(&base);
             let within_clip = r
                 .metrics
                 .get(NORM_BIT_KEY)

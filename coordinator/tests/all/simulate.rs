@@ -25,6 +25,17 @@ fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs `coordinator simulate FILE --out OUT`.
+fn simulate(file: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .arg("simulate")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn simulate_writes_metrics_and_a_plot() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,15 +62,7 @@ strategy = { kind = "fedadam", eta = 0.01 }
 "#,
     );
     let out = dir.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_coordinator"))
-        .args([
-            "simulate",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let run = simulate(&file, &out);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
@@ -103,15 +106,7 @@ secagg = { mode = "secagg+", neighbours = 2 }
 "#,
     );
     let out = dir.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_coordinator"))
-        .args([
-            "simulate",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let run = simulate(&file, &out);
     assert!(
         run.status.success(),
         "{}",
@@ -159,15 +154,7 @@ fn bad_files_are_explained() {
     ];
     for (body, needle) in cases {
         let file = write_config(dir.path(), body);
-        let run = Command::new(env!("CARGO_BIN_EXE_coordinator"))
-            .args([
-                "simulate",
-                file.to_str().unwrap(),
-                "--out",
-                dir.path().join("o").to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
+        let run = simulate(&file, &dir.path().join("o"));
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.code(), Some(1), "{body}: {stderr}");
         assert!(

@@ -266,13 +266,7 @@ impl Strategy for DifferentialPrivacy {
                 dropped += 1;
                 continue;
             }
-            let mut delta: Vec<f32> = r
-                .parameters
-                .flatten()
-                .iter()
-                .zip(&base)
-                .map(|(p, c)| p - c)
-                .collect();
+            let mut delta = r.parameters.flat_delta(&base);
             let norm = delta
                 .iter()
                 .map(|&v| (v as f64).powi(2))
