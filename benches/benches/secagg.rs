@@ -56,7 +56,7 @@ fn secagg(c: &mut Criterion) {
                     inputs.clone(),
                     &mut round_rng,
                     |s, id| plan[id as usize] == Some(s),
-                    |_, m| vec![m],
+                    |_, m| vec![(m.from(), m)],
                     1,
                 )
                 .unwrap()

@@ -145,6 +145,9 @@ pub enum SimulationError {
     /// Parameters do not fit together.
     #[error(transparent)]
     Params(#[from] crate::params::ParamError),
+    /// A client's privacy setting cannot be applied.
+    #[error("client privacy: {0}")]
+    Privacy(String),
 }
 
 impl Simulation {
@@ -203,18 +206,38 @@ impl Simulation {
             }
             let mut secagg_survivors = None;
             if let Some(config) = &self.secagg {
-                let (aggregate, survivors) = self
-                    .secure_aggregate(
-                        config,
-                        results,
-                        &mut failures,
-                        &global,
-                        server_clip,
-                        &mut rng,
-                    )
-                    .map_err(|source| SimulationError::SecAgg { round, source })?;
-                results = aggregate;
-                secagg_survivors = Some(survivors);
+                let clients: Vec<ClientId> = results.iter().map(|(c, _)| c.clone()).collect();
+                match self.secure_aggregate(
+                    config,
+                    results,
+                    &mut failures,
+                    &global,
+                    server_clip,
+                    &mut rng,
+                ) {
+                    Ok((aggregate, survivors)) => {
+                        results = aggregate;
+                        secagg_survivors = Some(survivors);
+                    }
+                    // A setup that cannot work stops the run; an aborted round (too few
+                    // survivors, an unrecoverable secret) fails this round only.
+                    Err(source @ SecAggError::Config(_)) => {
+                        return Err(SimulationError::SecAgg { round, source })
+                    }
+                    Err(e) => {
+                        tracing::warn!(round, error = %e, "secure aggregation aborted the round");
+                        let known: std::collections::BTreeSet<ClientId> =
+                            failures.iter().map(|f| f.client.clone()).collect();
+                        failures.extend(clients.into_iter().filter(|c| !known.contains(c)).map(
+                            |client| Failure {
+                                client,
+                                reason: e.to_string(),
+                            },
+                        ));
+                        results = Vec::new();
+                        secagg_survivors = Some(0);
+                    }
+                }
             }
             let outcome = strategy.aggregate_fit(round, &global, results, failures)?;
             if let Some(p) = outcome.parameters {
@@ -263,11 +286,20 @@ impl Simulation {
     ) -> Result<(), SimulationError> {
         let base = global.flatten();
         for (client, r) in results.iter_mut() {
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                self.seed ^ (round << 24) ^ client.bytes().map(u64::from).sum::<u64>() ^ 0xd9,
-            );
+            // Every client and round gets its own noise stream (FNV-1a over seed, round, id).
+            let key = self
+                .seed
+                .to_le_bytes()
+                .into_iter()
+                .chain(round.to_le_bytes())
+                .chain(client.bytes());
+            let hash = key.fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            let mut rng = ChaCha8Rng::seed_from_u64(hash);
             let mut delta = r.parameters.flat_delta(&base);
-            let bit = privatize_update(&mut delta, server_clip, self.local_dp.as_ref(), &mut rng);
+            let bit = privatize_update(&mut delta, server_clip, self.local_dp.as_ref(), &mut rng)
+                .map_err(SimulationError::Privacy)?;
             let values: Vec<f32> = base.iter().zip(&delta).map(|(c, d)| c + d).collect();
             r.parameters = global.unflatten_like(&values)?;
             if let Some(b) = bit {
@@ -318,7 +350,14 @@ impl Simulation {
         }
         // With DP the mean is uniform and every coordinate is within the clipping norm.
         let uniform = server_clip.is_some();
-        let range = server_clip.unwrap_or(8.0);
+        // Without central clipping: Flower's ±8, widened to cover local DP's noise (6σ).
+        let range = server_clip.unwrap_or_else(|| {
+            let local = self
+                .local_dp
+                .as_ref()
+                .map_or(0.0, |l| l.clipping_norm + 6.0 * l.noise_std());
+            local.max(8.0)
+        });
         let out = secure_mean(config, &updates, range, uniform, self.threads.max(1), rng)?;
         let survivors: std::collections::BTreeSet<usize> = out.survivors.iter().copied().collect();
         let mut metrics = Config::new();

@@ -41,6 +41,12 @@ impl LocalDp {
         if !(self.delta > 0.0 && self.delta < 1.0) {
             return Err(format!("local DP δ = {} must be in (0, 1)", self.delta));
         }
+        if !self.noise_std().is_finite() {
+            return Err(format!(
+                "local DP noise σ = {} is not a finite number; raise ε",
+                self.noise_std()
+            ));
+        }
         Ok(())
     }
 
@@ -54,22 +60,22 @@ impl LocalDp {
 /// (a flat parameter delta). Returns whether the update's norm was within the server's norm
 /// before that last clipping (the adaptive-clipping bit), or `None` without one. Clipping after
 /// the local noise is post-processing: it keeps the local guarantee and bounds the update for
-/// the central one.
+/// the central one. An invalid local DP setting is an error, never a silent skip.
 pub fn privatize_update(
     update: &mut [f32],
     server_clip: Option<f64>,
     local: Option<&LocalDp>,
     rng: &mut dyn RngCore,
-) -> Option<bool> {
+) -> Result<Option<bool>, String> {
     if let Some(l) = local {
+        l.validate()?;
         clip_to_norm(update, l.clipping_norm);
-        if let Ok(normal) = Normal::new(0.0, l.noise_std()) {
-            for v in update.iter_mut() {
-                *v = (*v as f64 + normal.sample(rng)) as f32;
-            }
+        let normal = Normal::new(0.0, l.noise_std()).map_err(|e| e.to_string())?;
+        for v in update.iter_mut() {
+            *v = (*v as f64 + normal.sample(rng)) as f32;
         }
     }
-    server_clip.map(|c| clip_to_norm(update, c) >= 1.0)
+    Ok(server_clip.map(|c| clip_to_norm(update, c) >= 1.0))
 }
 
 #[cfg(test)]
@@ -91,7 +97,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut u = vec![0.0f32; 50_000];
         u[0] = 100.0;
-        assert_eq!(privatize_update(&mut u, None, Some(&l), &mut rng), None);
+        assert_eq!(privatize_update(&mut u, None, Some(&l), &mut rng), Ok(None));
         let std = (u[1..].iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / 49_999.0).sqrt();
         assert!((std / l.noise_std() - 1.0).abs() < 0.02, "{std}");
         for bad in [
@@ -118,13 +124,13 @@ mod tests {
         let mut big = vec![3.0f32, 4.0];
         assert_eq!(
             privatize_update(&mut big, Some(1.0), None, &mut rng),
-            Some(false)
+            Ok(Some(false))
         );
         assert!((big[0] - 0.6).abs() < 1e-6 && (big[1] - 0.8).abs() < 1e-6);
         let mut small = vec![0.3f32, 0.4];
         assert_eq!(
             privatize_update(&mut small, Some(1.0), None, &mut rng),
-            Some(true)
+            Ok(Some(true))
         );
         let l = LocalDp {
             clipping_norm: 1.0,
@@ -132,7 +138,7 @@ mod tests {
             delta: 1e-5,
         };
         let mut noisy = vec![0.0f32; 1000];
-        privatize_update(&mut noisy, Some(0.5), Some(&l), &mut rng);
+        privatize_update(&mut noisy, Some(0.5), Some(&l), &mut rng).unwrap();
         let norm = noisy
             .iter()
             .map(|x| (*x as f64).powi(2))

@@ -133,16 +133,16 @@ impl DifferentialPrivacy {
                     a.target_quantile
                 ));
             }
-            if a.learning_rate.is_nan() || a.learning_rate <= 0.0 {
+            if !(a.learning_rate > 0.0 && a.learning_rate.is_finite()) {
                 return invalid(format!(
                     "clipping learning rate {} must be > 0",
                     a.learning_rate
                 ));
             }
             if a.clipped_count_stddev
-                .is_some_and(|s| s.is_nan() || s <= 0.0)
+                .is_some_and(|s| !(s > 0.0 && s.is_finite()))
             {
-                return invalid("clipped_count_stddev must be > 0".into());
+                return invalid("clipped_count_stddev must be a finite number > 0".into());
             }
         }
         let accountant = if z > 0.0 {
@@ -283,26 +283,25 @@ impl Strategy for DifferentialPrivacy {
                     clip_to_norm(&mut delta, self.clip);
                     1.0
                 }
-                (ClippingSide::Client, None) => {
-                    // A client that did not clip would void the guarantee: its update is dropped.
-                    if norm > self.clip * (1.0 + 1e-4) {
-                        tracing::warn!(round, %client, norm, clip = self.clip, "update not clipped by its client; dropped");
+                (ClippingSide::Client, aggregate_of) => {
+                    // An aggregate stands for 1 ≤ k ≤ m clients; its mean of clipped updates is
+                    // within C too (quantization may add a hair). A client that did not clip
+                    // would void the guarantee: its update is dropped.
+                    let k = aggregate_of.unwrap_or(1.0);
+                    let tolerance = if aggregate_of.is_some() { 1e-3 } else { 1e-4 };
+                    let bad_count = !(k >= 1.0 && k <= m as f64 && k.fract() == 0.0);
+                    if bad_count || norm.is_nan() || norm > self.clip * (1.0 + tolerance) {
+                        tracing::warn!(round, %client, norm, clip = self.clip, k, "update not clipped by its client(s); dropped");
                         dropped += 1;
                         continue;
                     }
-                    within += r
+                    // A missing bit counts as "clipped" (0), the conservative side for C.
+                    let bit = r
                         .metrics
                         .get(NORM_BIT_KEY)
                         .and_then(Scalar::as_f64)
-                        .unwrap_or(1.0);
-                    1.0
-                }
-                (ClippingSide::Client, Some(k)) => {
-                    within += r
-                        .metrics
-                        .get(NORM_BIT_KEY)
-                        .and_then(Scalar::as_f64)
-                        .unwrap_or(k);
+                        .unwrap_or(0.0);
+                    within += if bit.is_finite() { bit.clamp(0.0, k) } else { 0.0 };
                     k
                 }
             };
@@ -355,8 +354,10 @@ impl Strategy for DifferentialPrivacy {
         metrics.insert("clients_dropped".to_owned(), Scalar::Int(dropped as i64));
         if let Some(a) = &self.config.adaptive {
             let sb = self.count_stddev(m);
-            let noisy_count =
-                within + Normal::new(0.0, sb).map_or(0.0, |n| n.sample(&mut self.rng));
+            let count_noise = Normal::new(0.0, sb).map_err(|e| {
+                StrategyError::InvalidParameter(format!("clipped-count noise: {e}"))
+            })?;
+            let noisy_count = within + count_noise.sample(&mut self.rng);
             let fraction = noisy_count / m as f64;
             self.clip *= (-a.learning_rate * (fraction - a.target_quantile)).exp();
             metrics.insert("dp_unclipped_fraction".to_owned(), Scalar::Float(fraction));
@@ -543,6 +544,39 @@ mod tests {
         assert!(dp
             .aggregate_fit(1, &p(&[0.0, 0.0]), vec![("secagg".into(), agg)], vec![])
             .is_err());
+    }
+
+    #[test]
+    fn client_reports_cannot_move_c_or_inflate_an_aggregate() {
+        let mut c = config(0.0, 1.0);
+        c.clipping = ClippingSide::Client;
+        c.adaptive = Some(AdaptiveClipping::default());
+        let mut dp = DifferentialPrivacy::new(fedavg(), c.clone(), false, 0).unwrap();
+        start(&mut dp, 4);
+        let mut liar = res(&[0.1, 0.0]);
+        liar.metrics.insert(NORM_BIT_KEY.into(), Scalar::Float(1e9));
+        let mut inflated = res(&[0.1, 0.0]);
+        inflated
+            .metrics
+            .insert(AGGREGATE_CLIENTS_KEY.into(), Scalar::Int(1000));
+        let out = dp
+            .aggregate_fit(
+                1,
+                &p(&[0.0, 0.0]),
+                vec![("liar".into(), liar), ("inflated".into(), inflated)],
+                vec![],
+            )
+            .unwrap();
+        // The bit is clamped to 1 and the 1000-client "aggregate" (m = 4) is dropped.
+        assert_eq!(out.metrics["clients_dropped"], Scalar::Int(1));
+        let clip = dp.clipping_norm();
+        assert!(clip.is_finite() && clip > 0.5, "C = {clip}");
+        let mut bad = c;
+        bad.adaptive = Some(AdaptiveClipping {
+            clipped_count_stddev: Some(f64::INFINITY),
+            ..AdaptiveClipping::default()
+        });
+        assert!(DifferentialPrivacy::new(fedavg(), bad, false, 0).is_err());
     }
 
     #[test]

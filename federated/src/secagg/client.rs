@@ -317,6 +317,13 @@ impl SecAggClient {
         if !alive.contains(&self.id) {
             return Err(self.refuse("this client is not among the survivors"));
         }
+        let threshold = self.params().threshold;
+        if alive.len() < threshold {
+            return Err(self.refuse(format!(
+                "only {} survivors, the threshold is {threshold}: nothing is revealed",
+                alive.len()
+            )));
+        }
         let mut key_shares = Vec::new();
         let mut seed_shares = Vec::new();
         for (&whose, (key, seed)) in &self.held {

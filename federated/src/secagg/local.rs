@@ -11,13 +11,14 @@ use super::{
 
 /// Runs one round among `inputs` (id and ring vector). Before each client answers, `drops`
 /// says whether it drops out at that stage (it then never answers again); `tamper` may
-/// replace or add to what a client sends (tests use it to inject malformed messages).
+/// replace or add to what a client sends, as (authenticated sender, message) pairs (tests use
+/// it to inject malformed messages and messages from strangers).
 pub fn run_round(
     params: SecAggParams,
     inputs: Vec<(ParticipantId, Vec<u64>)>,
     rng: &mut dyn RngCore,
     drops: impl FnMut(Stage, ParticipantId) -> bool,
-    tamper: impl FnMut(Stage, ClientMsg) -> Vec<ClientMsg>,
+    tamper: impl FnMut(Stage, ClientMsg) -> Vec<(ParticipantId, ClientMsg)>,
 ) -> Result<SecAggOutput, SecAggError> {
     run_round_threads(params, inputs, rng, drops, tamper, 1)
 }
@@ -29,7 +30,7 @@ pub fn run_round_threads(
     inputs: Vec<(ParticipantId, Vec<u64>)>,
     rng: &mut dyn RngCore,
     mut drops: impl FnMut(Stage, ParticipantId) -> bool,
-    mut tamper: impl FnMut(Stage, ClientMsg) -> Vec<ClientMsg>,
+    mut tamper: impl FnMut(Stage, ClientMsg) -> Vec<(ParticipantId, ClientMsg)>,
     threads: usize,
 ) -> Result<SecAggOutput, SecAggError> {
     let ids: Vec<ParticipantId> = inputs.iter().map(|(id, _)| *id).collect();
@@ -54,8 +55,8 @@ pub fn run_round_threads(
             match reply {
                 Ok(reply) => {
                     clients.insert(id, client);
-                    for m in tamper(stage, reply) {
-                        if let Err(rejected) = server.receive(m) {
+                    for (sender, m) in tamper(stage, reply) {
+                        if let Err(rejected) = server.receive(sender, m) {
                             tracing::debug!(%rejected, "secagg message rejected");
                         }
                     }
@@ -110,5 +111,11 @@ pub fn run_round_honest(
     inputs: Vec<(ParticipantId, Vec<u64>)>,
     rng: &mut dyn RngCore,
 ) -> Result<SecAggOutput, SecAggError> {
-    run_round(params, inputs, rng, |_, _| false, |_, m| vec![m])
+    run_round(
+        params,
+        inputs,
+        rng,
+        |_, _| false,
+        |_, m| vec![(m.from(), m)],
+    )
 }

@@ -90,7 +90,8 @@ impl SecAggConfig {
     /// The protocol parameters for a round of `n` clients and vectors of `len` values.
     pub fn params(&self, n: usize, len: usize, rng: &mut dyn RngCore) -> SecAggParams {
         let share_set = match self.neighbours {
-            Some(k) => (k + 1).min(n),
+            // The ring links k rounded up to even.
+            Some(k) => k.div_ceil(2).saturating_mul(2).saturating_add(1).min(n),
             None => n,
         };
         let threshold = ((self.threshold * share_set as f64).ceil() as usize).clamp(2, n.max(2));
@@ -147,7 +148,7 @@ pub fn secure_mean(
     let range = config.clipping_range.unwrap_or(range);
     let quantizer = Quantizer::new(range, config.quantization_levels, config.modulus_bits, n)?;
     let max_int = quantizer.max_integer(n);
-    if config.max_weight > max_int {
+    if !uniform && config.max_weight > max_int {
         return Err(SecAggError::Config(format!(
             "max_weight {} × {n} clients wraps the ring; at most {max_int}",
             config.max_weight
@@ -187,7 +188,7 @@ pub fn secure_mean(
         inputs,
         rng,
         |stage: Stage, id| plan.get(id as usize).copied().flatten() == Some(stage),
-        |_, m| vec![m],
+        |_, m| vec![(m.from(), m)],
         threads,
     )?;
     let k = out.survivors.len();

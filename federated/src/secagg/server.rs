@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rand::seq::SliceRandom;
-use rand::RngCore;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{RngCore, SeedableRng};
 
 use super::crypto::{self, KeyPair};
 use super::shamir::{self, Share, SHARE_LEN};
@@ -14,7 +14,7 @@ use super::{
 
 /// Subsets of shares tried when rebuilding a secret before giving up (a holder may have sent
 /// a wrong share; the commitment or public key tells which subset is right).
-const MAX_RECONSTRUCTION_TRIES: usize = 256;
+const MAX_RECONSTRUCTION_TRIES: usize = 512;
 
 /// What closing a stage produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,8 +188,11 @@ impl SecAggServer {
     /// Takes one client message. A malformed, duplicate, late or inconsistent message drops
     /// its sender (at the unmask stage: its shares are ignored) and is returned as an error;
     /// the round goes on.
-    pub fn receive(&mut self, msg: ClientMsg) -> Result<(), Rejected> {
-        let from = msg.from();
+    ///
+    /// `sender` is the id the transport authenticated; a message claiming another sender
+    /// drops `sender`.
+    pub fn receive(&mut self, sender: ParticipantId, msg: ClientMsg) -> Result<(), Rejected> {
+        let from = sender;
         let reject = |reason: &str| {
             Err(Rejected {
                 client: from,
@@ -204,6 +207,10 @@ impl SecAggServer {
         }
         if self.dropped.contains_key(&from) || self.unmask_rejected.contains(&from) {
             return reject("already dropped from this round");
+        }
+        if msg.from() != sender {
+            let reason = format!("a message claiming to come from client {}", msg.from());
+            return Err(self.drop_client(from, reason));
         }
         if msg.stage() != self.stage {
             let reason = format!("a {} message during the {} stage", msg.stage(), self.stage);
@@ -454,6 +461,24 @@ impl SecAggServer {
                 let u3: BTreeSet<ParticipantId> = self.masked.keys().copied().collect();
                 self.mark_silent(&u3, "no masked vector");
                 self.abort_if_below(u3.len())?;
+                // Only survivors answer the unmask stage: every secret needed must have t
+                // holders among them, or nobody should reveal anything.
+                for v in self.reached[1].clone() {
+                    let holders = self.share_set(v).filter(|h| u3.contains(h)).count();
+                    if holders < self.params.threshold {
+                        self.stage = Stage::Aborted;
+                        return Err(SecAggError::Unrecoverable {
+                            client: v,
+                            secret: if u3.contains(&v) {
+                                "self-mask seed"
+                            } else {
+                                "mask key"
+                            },
+                            shares: holders,
+                            threshold: self.params.threshold,
+                        });
+                    }
+                }
                 let out = u3
                     .iter()
                     .map(|&u| {
@@ -575,39 +600,29 @@ impl SecAggServer {
     }
 }
 
-/// Rebuilds a secret from `t` of `shares`, trying subsets until one passes `check`.
+/// Rebuilds a secret from `t` of `shares`, trying subsets until one passes `check`: first the
+/// first `t`, then random ones (seeded, so the outcome is reproducible). A subset without a
+/// wrong share is found quickly while the wrong shares are few.
 fn reconstruct_checked(
     shares: &[Share],
     t: usize,
     check: impl Fn(&[u8; 32]) -> bool,
 ) -> Option<[u8; 32]> {
-    if shares.len() < t {
+    if shares.len() < t || t == 0 {
         return None;
     }
-    let mut idx: Vec<usize> = (0..t).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(shares.len() as u64);
+    let mut subset: Vec<Share> = shares[..t].to_vec();
     for _ in 0..MAX_RECONSTRUCTION_TRIES {
-        let subset: Vec<Share> = idx.iter().map(|&i| shares[i]).collect();
         if let Some(secret) = shamir::reconstruct(&subset) {
             if check(&secret) {
                 return Some(secret);
             }
         }
-        // Next combination in lexicographic order.
-        let n = shares.len();
-        let mut i = t;
-        loop {
-            if i == 0 {
-                return None;
-            }
-            i -= 1;
-            if idx[i] < n - t + i {
-                break;
-            }
+        if shares.len() == t {
+            return None;
         }
-        idx[i] += 1;
-        for j in i + 1..t {
-            idx[j] = idx[j - 1] + 1;
-        }
+        subset = shares.choose_multiple(&mut rng, t).copied().collect();
     }
     None
 }

@@ -77,7 +77,7 @@ fn sum_is_exact_under_dropouts_at_every_stage() {
                     data.clone(),
                     &mut rng,
                     dropper(rate, stage, 100 + i as u64),
-                    |_, m| vec![m],
+                    |_, m| vec![(m.from(), m)],
                 )
                 .unwrap_or_else(|e| panic!("{name}, {rate} at {stage:?}: {e}"));
                 check_exact(&out, &data);
@@ -105,7 +105,7 @@ fn fewer_than_threshold_aborts_with_a_clear_error() {
         data.clone(),
         &mut rng,
         |s, id| s == Stage::Masked && id >= 5,
-        |_, m| vec![m],
+        |_, m| vec![(m.from(), m)],
     )
     .unwrap_err();
     assert_eq!(
@@ -123,7 +123,7 @@ fn fewer_than_threshold_aborts_with_a_clear_error() {
         data.clone(),
         &mut rng,
         |s, id| s == Stage::Unmask && id >= 5,
-        |_, m| vec![m],
+        |_, m| vec![(m.from(), m)],
     )
     .unwrap_err();
     assert!(
@@ -143,7 +143,7 @@ fn fewer_than_threshold_aborts_with_a_clear_error() {
         data.clone(),
         &mut rng,
         |s, id| s == Stage::Keys && id >= 6,
-        |_, m| vec![m],
+        |_, m| vec![(m.from(), m)],
     )
     .unwrap();
     check_exact(&out, &data);
@@ -181,7 +181,7 @@ fn masked_vectors_reveal_nothing_of_their_inputs() {
             if let ClientMsg::Masked { from, vector, .. } = &m {
                 masked.push((*from, vector.clone()));
             }
-            vec![m]
+            vec![(m.from(), m)]
         },
     )
     .unwrap();
@@ -211,7 +211,7 @@ fn masked_vectors_reveal_nothing_of_their_inputs() {
             if let ClientMsg::Masked { vector, .. } = &m {
                 again.push(vector.clone());
             }
-            vec![m]
+            vec![(m.from(), m)]
         },
     )
     .unwrap();
@@ -370,25 +370,32 @@ fn fuzzed_messages_drop_their_senders_and_never_the_round() {
             |_, m| {
                 // One message in twenty is corrupted; sometimes the original goes too, first or
                 // second, and sometimes extra garbage follows.
+                // The transport authenticates senders: a corrupted message comes from the
+                // client itself (possibly claiming another id); junk comes from anyone.
+                let sender = m.from();
                 let roll = fuzz.random::<f64>();
                 let mut out = if roll < 0.05 {
                     let bad = corrupt(&m, &mut fuzz, n);
                     match fuzz.random_range(0..3) {
-                        0 => vec![bad],
-                        1 => vec![bad, m],
-                        _ => vec![m, bad],
+                        0 => vec![(sender, bad)],
+                        1 => vec![(sender, bad), (sender, m)],
+                        _ => vec![(sender, m), (sender, bad)],
                     }
                 } else {
-                    vec![m]
+                    vec![(sender, m)]
                 };
                 if fuzz.random::<f64>() < 0.05 {
                     let mut junk = vec![0u8; 8];
                     fuzz.fill_bytes(&mut junk);
-                    out.push(ClientMsg::Masked {
-                        from: fuzz.random_range(0..n * 2),
-                        vector: junk.iter().map(|&b| b as u64).collect(),
-                        complaints: Vec::new(),
-                    });
+                    let who = fuzz.random_range(0..n * 2);
+                    out.push((
+                        who,
+                        ClientMsg::Masked {
+                            from: who,
+                            vector: junk.iter().map(|&b| b as u64).collect(),
+                            complaints: Vec::new(),
+                        },
+                    ));
                 }
                 out
             },
@@ -440,7 +447,7 @@ fn server_state_is_unchanged_by_messages_from_strangers_and_after_the_end() {
                 | ClientMsg::Masked { from, .. }
                 | ClientMsg::Unmask { from, .. } => *from = 99,
             }
-            vec![stranger, m]
+            vec![(99, stranger), (m.from(), m)]
         },
     )
     .unwrap();
@@ -472,7 +479,7 @@ fn a_share_that_does_not_open_drops_its_sender_not_the_round() {
                 let (_, c) = ciphertexts.iter_mut().find(|(to, _)| *to == 5).unwrap();
                 c[10] ^= 0x40;
             }
-            vec![m]
+            vec![(m.from(), m)]
         },
     )
     .unwrap();
@@ -481,4 +488,61 @@ fn a_share_that_does_not_open_drops_its_sender_not_the_round() {
     let (_, why) = out.dropped.iter().find(|(id, _)| *id == 3).unwrap();
     assert!(why.contains("did not open") && why.contains('5'), "{why}");
     assert_eq!(out.survivors.len(), 7);
+}
+
+#[test]
+fn a_forged_sender_id_drops_the_forger_not_the_victim() {
+    let data = inputs(6, 4, 10);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let out = run_round(
+        params(3, None, 4),
+        data.clone(),
+        &mut rng,
+        |_, _| false,
+        |_, m| {
+            let sender = m.from();
+            let mut forged = m.clone();
+            if let ClientMsg::Keys { from, .. } = &mut forged {
+                if sender == 2 {
+                    *from = 3;
+                    return vec![(sender, forged)];
+                }
+            }
+            vec![(sender, m)]
+        },
+    )
+    .unwrap();
+    check_exact(&out, &data);
+    assert!(
+        out.survivors.contains(&3) && !out.survivors.contains(&2),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_wrong_share_from_one_holder_is_outvoted() {
+    // Holder 0 (first in every share list) alters its share of client 1's seed, in range.
+    let data = inputs(12, 8, 12);
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let out = run_round(
+        params(6, None, 8),
+        data.clone(),
+        &mut rng,
+        |_, _| false,
+        |_, mut m| {
+            if let ClientMsg::Unmask {
+                from: 0,
+                seed_shares,
+                ..
+            } = &mut m
+            {
+                let (_, y) = seed_shares.iter_mut().find(|(w, _)| *w == 1).unwrap();
+                y[0] = (y[0] + 1) % shamir::PRIME;
+            }
+            vec![(m.from(), m)]
+        },
+    )
+    .unwrap();
+    check_exact(&out, &data);
+    assert_eq!(out.survivors.len(), 12);
 }

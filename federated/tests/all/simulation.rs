@@ -267,3 +267,18 @@ fn impossible_combinations_and_spent_budgets_are_refused() {
     assert_eq!(rounds, 0);
     assert!(err.to_string().contains("budget"), "{err}");
 }
+
+#[test]
+fn an_aborted_secure_round_fails_that_round_only() {
+    // Nearly everyone drops: each round aborts below the threshold; the run goes on and the
+    // model stays as it was.
+    let mut sim = simulation(Partitioner::Iid, 0.0);
+    sim.rounds = 2;
+    sim.secagg = Some(secagg(SecAggMode::SecAgg, None, 0.9));
+    let h = run(&sim, None);
+    assert_eq!(h.len(), 2);
+    assert!(h
+        .iter()
+        .all(|m| m.clients_used == 0 && m.clients_dropped == 10 && m.secagg_survivors == Some(0)));
+    assert_eq!(h[0].eval_accuracy, h[1].eval_accuracy);
+}
