@@ -82,6 +82,7 @@ strategy = { kind = "fedadam", eta = 0.01 }
     assert_eq!(json[1]["rounds"].as_array().unwrap().len(), 3);
     let svg = std::fs::read_to_string(out.join("accuracy.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("test accuracy") && svg.contains("FedAdam"));
+    assert!(!svg.contains("privacy spent"), "no ε panel without DP");
 }
 
 #[test]
@@ -137,6 +138,8 @@ secagg = { mode = "secagg+", neighbours = 2 }
         .all(|l| l.split(',').nth(col("secagg_survivors")) == Some("4")));
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains(&format!("{:.3}", eps[2])), "{stdout}");
+    let svg = std::fs::read_to_string(out.join("accuracy.svg")).unwrap();
+    assert!(svg.contains("privacy spent"), "the plot has an ε panel");
 }
 
 #[test]
