@@ -21,8 +21,11 @@ enum Command {
     /// Simulate federated training on one machine from a TOML file.
     ///
     /// Every [[variants]] entry runs the same clients, partition and rounds with its own
-    /// strategy. Writes metrics.csv, metrics.json and accuracy.svg (test accuracy and loss per
-    /// round) to --out. See coordinator/examples/fedprox-digits.toml.
+    /// strategy, optionally with central DP (`dp`), local DP (`local_dp`) and secure
+    /// aggregation (`secagg`, SecAgg or SecAgg+). Writes metrics.csv, metrics.json and
+    /// accuracy.svg (test accuracy and loss per round; ε per round with DP) to --out.
+    /// See coordinator/examples/fedprox-digits.toml, privacy-digits.toml and
+    /// secagg-hundred.toml.
     Simulate {
         /// The simulation file.
         file: PathBuf,
@@ -107,29 +110,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .progress_chars("=> "),
             );
             let results = run_simulation(&sim, &out, |variant, m| {
+                let eps = m.dp_epsilon.map_or(String::new(), |e| format!(" ε {e:.3}"));
                 bar.set_message(format!(
-                    "{variant}: round {} accuracy {:.3}",
+                    "{variant}: round {} accuracy {:.3}{eps}",
                     m.round, m.eval_accuracy
                 ));
                 bar.inc(1);
             })?;
             bar.finish_and_clear();
             println!(
-                "{:<24} {:>8} {:>10} {:>10} {:>9}",
-                "variant", "rounds", "accuracy", "best", "s/round"
+                "{:<32} {:>7} {:>9} {:>9} {:>9} {:>9}",
+                "variant", "rounds", "accuracy", "best", "s/round", "ε"
             );
             for r in &results {
                 let last = r.rounds.last().map_or(f64::NAN, |m| m.eval_accuracy);
                 let best = r.rounds.iter().map(|m| m.eval_accuracy).fold(0.0, f64::max);
                 let secs =
                     r.rounds.iter().map(|m| m.seconds).sum::<f64>() / r.rounds.len().max(1) as f64;
+                let eps = r
+                    .rounds
+                    .last()
+                    .and_then(|m| m.dp_epsilon)
+                    .map_or("-".to_owned(), |e| format!("{e:.3}"));
                 println!(
-                    "{:<24} {:>8} {:>10.4} {:>10.4} {:>9.3}",
+                    "{:<32} {:>7} {:>9.4} {:>9.4} {:>9.3} {:>9}",
                     r.name,
                     r.rounds.len(),
                     last,
                     best,
-                    secs
+                    secs,
+                    eps
                 );
             }
             println!(

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use federated::simulation::RoundMetrics;
+
 use crate::VariantResult;
 
 const COLORS: [RGBColor; 6] = [
@@ -15,40 +17,52 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// Draws test accuracy (left) and test loss (right) per round, one line per variant.
+/// Draws test accuracy (left) and test loss (right) per round, one line per variant, and,
+/// when a variant runs with DP, a third panel with ε spent after each round.
 pub fn plot_curves(path: &Path, results: &[VariantResult]) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (1100, 440)).into_drawing_area();
+    let with_dp = results
+        .iter()
+        .any(|r| r.rounds.iter().any(|m| m.dp_epsilon.is_some()));
+    let panes = if with_dp { 3 } else { 2 };
+    let root = SVGBackend::new(path, (550 * panes, 440)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(550);
+    let areas = root.split_evenly((1, panes as usize));
     let rounds = results
         .iter()
         .flat_map(|r| r.rounds.iter().map(|m| m.round))
         .max()
         .unwrap_or(1);
-    let max_loss = results
-        .iter()
-        .flat_map(|r| r.rounds.iter().map(|m| m.eval_loss))
-        .filter(|l| l.is_finite())
-        .fold(0.0f64, f64::max)
-        .max(0.1);
-    type Pick = fn(&federated::simulation::RoundMetrics) -> f64;
-    let panels: [(_, _, _, Pick, _); 2] = [
+    let top = |pick: fn(&RoundMetrics) -> Option<f64>| {
+        results
+            .iter()
+            .flat_map(|r| r.rounds.iter().filter_map(pick))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(0.1)
+            * 1.05
+    };
+    type Pick = fn(&RoundMetrics) -> Option<f64>;
+    let panels: [(&str, f64, Pick, SeriesLabelPosition); 3] = [
         (
-            &left,
             "test accuracy",
             1.0,
-            |m| m.eval_accuracy,
+            |m| Some(m.eval_accuracy),
             SeriesLabelPosition::LowerRight,
         ),
         (
-            &right,
             "test loss",
-            max_loss * 1.05,
-            |m| m.eval_loss,
+            top(|m| Some(m.eval_loss)),
+            |m| Some(m.eval_loss),
             SeriesLabelPosition::UpperRight,
         ),
+        (
+            "privacy spent: ε after each round",
+            top(|m| m.dp_epsilon),
+            |m| m.dp_epsilon,
+            SeriesLabelPosition::UpperLeft,
+        ),
     ];
-    for (area, title, y_max, pick, legend) in panels {
+    for (area, (title, y_max, pick, legend)) in areas.iter().zip(panels) {
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 20))
             .margin(12)
@@ -57,12 +71,17 @@ pub fn plot_curves(path: &Path, results: &[VariantResult]) -> anyhow::Result<()>
             .build_cartesian_2d(1u64..rounds.max(2), 0f64..y_max)?;
         chart.configure_mesh().x_desc("round").draw()?;
         for (i, r) in results.iter().enumerate() {
+            let points: Vec<(u64, f64)> = r
+                .rounds
+                .iter()
+                .filter_map(|m| pick(m).map(|v| (m.round, v)))
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
             let color = COLORS[i % COLORS.len()];
             chart
-                .draw_series(LineSeries::new(
-                    r.rounds.iter().map(|m| (m.round, pick(m))),
-                    color.stroke_width(2),
-                ))?
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
                 .label(r.name.clone())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))

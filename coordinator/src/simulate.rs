@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use federated::data::{Dataset, Partitioner};
-use federated::simulation::{RoundMetrics, Simulation};
+use federated::privacy::{DpConfig, LocalDp};
+use federated::secagg::SecAggConfig;
+use federated::simulation::{build_strategy, RoundMetrics, Simulation};
 use federated::strategy::{ClientSelection, Config, StrategyConfig};
 use federated::train::TrainConfig;
 use ndarray::ArrayD;
@@ -55,6 +57,15 @@ pub struct Variant {
     pub name: String,
     /// The strategy.
     pub strategy: StrategyConfig,
+    /// Central differential privacy (a wrapper around the strategy).
+    #[serde(default)]
+    pub dp: Option<DpConfig>,
+    /// Local differential privacy on every client.
+    #[serde(default)]
+    pub local_dp: Option<LocalDp>,
+    /// Secure aggregation of the clients' updates.
+    #[serde(default)]
+    pub secagg: Option<SecAggConfig>,
 }
 
 /// A variant's per-round metrics.
@@ -88,6 +99,16 @@ impl SimulationFile {
             (0.0..=1.0).contains(&sim.straggler_fraction),
             "straggler_fraction must be in [0, 1]"
         );
+        for v in &sim.variants {
+            if let Some(l) = &v.local_dp {
+                l.validate()
+                    .map_err(|e| anyhow::anyhow!("variant `{}`: {e}", v.name))?;
+            }
+            if let Some(s) = &v.secagg {
+                s.validate()
+                    .with_context(|| format!("variant `{}`", v.name))?;
+            }
+        }
         Ok(sim)
     }
 }
@@ -135,10 +156,15 @@ pub fn run_simulation(
     );
     let mut results = Vec::new();
     for variant in &sim.variants {
-        let mut strategy = variant
-            .strategy
-            .build(sim.selection.clone(), fit_config.clone())
-            .with_context(|| format!("variant `{}`", variant.name))?;
+        let mut strategy = build_strategy(
+            &variant.strategy,
+            sim.selection.clone(),
+            fit_config.clone(),
+            variant.dp.as_ref(),
+            variant.secagg.is_some(),
+            sim.seed,
+        )
+        .with_context(|| format!("variant `{}`", variant.name))?;
         let simulation = Simulation {
             model: model.clone(),
             train: train.clone(),
@@ -153,6 +179,9 @@ pub fn run_simulation(
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             seed: sim.seed,
             reinitialize: sim.reinitialize,
+            local_dp: variant.local_dp.clone(),
+            secagg: variant.secagg.clone(),
+            accepts_partial: variant.strategy.accepts_partial(),
         };
         let rounds = simulation
             .run(strategy.as_mut(), |m| progress(&variant.name, m))
@@ -168,12 +197,13 @@ pub fn run_simulation(
 
 fn write_outputs(out: &Path, results: &[VariantResult]) -> anyhow::Result<()> {
     let mut csv = File::create(out.join("metrics.csv"))?;
-    writeln!(csv, "variant,round,train_loss,eval_loss,eval_accuracy,clients_used,clients_dropped,stragglers,seconds")?;
+    writeln!(csv, "variant,round,train_loss,eval_loss,eval_accuracy,clients_used,clients_dropped,stragglers,seconds,dp_epsilon,dp_clipping_norm,secagg_survivors")?;
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
     for r in results {
         for m in &r.rounds {
             writeln!(
                 csv,
-                "{},{},{:.6},{:.6},{:.6},{},{},{},{:.4}",
+                "{},{},{:.6},{:.6},{:.6},{},{},{},{:.4},{},{},{}",
                 r.name.replace(',', ";"),
                 m.round,
                 m.train_loss,
@@ -182,7 +212,10 @@ fn write_outputs(out: &Path, results: &[VariantResult]) -> anyhow::Result<()> {
                 m.clients_used,
                 m.clients_dropped,
                 m.stragglers,
-                m.seconds
+                m.seconds,
+                opt(m.dp_epsilon),
+                opt(m.dp_clipping_norm),
+                m.secagg_survivors.map_or(String::new(), |k| k.to_string()),
             )?;
         }
     }

@@ -17,6 +17,7 @@ pub mod aggregate;
 pub mod data;
 pub mod params;
 pub mod privacy;
+pub mod secagg;
 pub mod simulation;
 pub mod strategy;
 pub mod train;

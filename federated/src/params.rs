@@ -169,6 +169,17 @@ impl Parameters {
         self.unflatten_like(&flat)
     }
 
+    /// `self − base` as a flat vector, `base` being flattened parameters of the same layout
+    /// (checked by the caller; extra values on either side are ignored).
+    pub fn flat_delta(&self, base: &[f32]) -> Vec<f32> {
+        self.tensors
+            .iter()
+            .flat_map(|t| t.data.iter())
+            .zip(base)
+            .map(|(p, c)| p - c)
+            .collect()
+    }
+
     /// `self + alpha * other`.
     pub fn add_scaled(&self, other: &Parameters, alpha: f32) -> Result<Parameters, ParamError> {
         self.check_compatible(other)?;

@@ -210,6 +210,7 @@ pub fn noise_multiplier_for(
 }
 
 /// Tracks the privacy spent round by round and refuses a round that would exceed the budget.
+/// RDP composes by addition, so rounds with different sampling rates add up exactly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RdpAccountant {
     q: f64,
@@ -217,10 +218,12 @@ pub struct RdpAccountant {
     delta: f64,
     budget: Option<f64>,
     steps: u64,
+    rdp: Vec<f64>,
 }
 
 impl RdpAccountant {
-    /// An accountant for sampling rate `q`, noise multiplier `noise`, δ and an optional ε budget.
+    /// An accountant for sampling rate `q` (the default for [`spend_round`](Self::spend_round)),
+    /// noise multiplier `noise`, δ and an optional ε budget.
     pub fn new(
         q: f64,
         noise: f64,
@@ -229,34 +232,56 @@ impl RdpAccountant {
     ) -> Result<Self, AccountantError> {
         validate(q, noise)?;
         epsilon_from_rdp(&[2.0], &[0.0], delta)?;
+        if let Some(b) = budget {
+            if b.is_nan() || b <= 0.0 {
+                return Err(AccountantError::Invalid(format!(
+                    "the ε budget {b} must be > 0"
+                )));
+            }
+        }
         Ok(Self {
             q,
             noise,
             delta,
             budget,
             steps: 0,
+            rdp: vec![0.0; DEFAULT_ORDERS.len()],
         })
     }
 
     /// ε spent so far.
     pub fn epsilon(&self) -> f64 {
-        self.epsilon_after(self.steps)
-    }
-
-    fn epsilon_after(&self, steps: u64) -> f64 {
-        if steps == 0 {
+        if self.steps == 0 {
             return 0.0;
         }
-        let rdp = compute_rdp(self.q, self.noise, steps, DEFAULT_ORDERS).expect("validated in new");
-        epsilon_from_rdp(DEFAULT_ORDERS, &rdp, self.delta)
+        epsilon_from_rdp(DEFAULT_ORDERS, &self.rdp, self.delta)
             .expect("validated in new")
             .0
     }
 
-    /// Records one more round, or refuses it (changing nothing) if it would exceed the budget.
-    /// Returns ε after the round.
+    /// δ.
+    pub fn delta(&self) -> f64 {
+        self.delta
+    }
+
+    /// Rounds recorded.
+    pub fn rounds(&self) -> u64 {
+        self.steps
+    }
+
+    /// Records one more round at the default sampling rate, or refuses it (changing nothing)
+    /// if it would exceed the budget. Returns ε after the round.
     pub fn spend_round(&mut self) -> Result<f64, AccountantError> {
-        let would = self.epsilon_after(self.steps + 1);
+        self.spend_round_at(self.q)
+    }
+
+    /// Records one more round at sampling rate `q` (e.g. the clients sampled this round over
+    /// those available), or refuses it as [`spend_round`](Self::spend_round) does.
+    pub fn spend_round_at(&mut self, q: f64) -> Result<f64, AccountantError> {
+        validate(q, self.noise)?;
+        let step = compute_rdp(q, self.noise, 1, DEFAULT_ORDERS)?;
+        let total: Vec<f64> = self.rdp.iter().zip(&step).map(|(a, b)| a + b).collect();
+        let (would, _) = epsilon_from_rdp(DEFAULT_ORDERS, &total, self.delta)?;
         if let Some(budget) = self.budget {
             if would > budget {
                 return Err(AccountantError::BudgetExceeded {
@@ -266,6 +291,7 @@ impl RdpAccountant {
                 });
             }
         }
+        self.rdp = total;
         self.steps += 1;
         Ok(would)
     }
@@ -353,5 +379,27 @@ mod tests {
         assert!(RdpAccountant::new(1.5, 1.0, 1e-5, None).is_err());
         assert!(RdpAccountant::new(0.5, 0.0, 1e-5, None).is_err());
         assert!(RdpAccountant::new(0.5, 1.0, 0.0, None).is_err());
+        assert!(RdpAccountant::new(0.5, 1.0, 1e-5, Some(0.0)).is_err());
+    }
+
+    #[test]
+    fn rounds_add_up_like_steps() {
+        // Ten rounds one by one give the ε of ten steps at once.
+        let mut acc = RdpAccountant::new(0.1, 2.0, 1e-5, None).unwrap();
+        for _ in 0..10 {
+            acc.spend_round().unwrap();
+        }
+        let rdp = compute_rdp(0.1, 2.0, 10, DEFAULT_ORDERS).unwrap();
+        close(
+            acc.epsilon(),
+            epsilon_from_rdp(DEFAULT_ORDERS, &rdp, 1e-5).unwrap().0,
+            1e-9,
+        );
+        // A round with a higher sampling rate spends more.
+        let before = acc.epsilon();
+        let mut other = acc.clone();
+        let low = acc.spend_round_at(0.1).unwrap() - before;
+        let high = other.spend_round_at(0.5).unwrap() - before;
+        assert!(high > low, "{high} vs {low}");
     }
 }

@@ -122,6 +122,24 @@ fn boxed<A: Aggregation + 'static>(
 }
 
 impl StrategyConfig {
+    /// Whether the rule is a (possibly server-optimized) mean of the updates, which DP's
+    /// sensitivity bound and secure aggregation's sum both need. Robust rules (median,
+    /// trimmed mean, Krum) are not.
+    pub fn is_mean_based(&self) -> bool {
+        !matches!(
+            self,
+            StrategyConfig::FedMedian
+                | StrategyConfig::FedTrimmedAvg { .. }
+                | StrategyConfig::Krum { .. }
+                | StrategyConfig::MultiKrum { .. }
+        )
+    }
+
+    /// Whether stragglers' partial work is aggregated (FedProx).
+    pub fn accepts_partial(&self) -> bool {
+        matches!(self, StrategyConfig::FedProx { .. })
+    }
+
     /// Builds the strategy; parameters out of range are errors that name them.
     pub fn build(
         &self,

@@ -1,5 +1,6 @@
 //! Integration tests of the federated core.
 
 mod gradients;
+mod secagg;
 mod simulation;
 mod training;
