@@ -8,8 +8,9 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Instant;
 
-use inference::{ElementType, Model, Tensor};
+use inference::{Dim, ElementType, Model, Tensor};
 use wasmtime::{Caller, Extern, Linker};
 
 use super::runtime::GuestState;
@@ -71,6 +72,22 @@ pub struct NnLimits {
     pub max_contexts: usize,
 }
 
+/// The error a `load` or `compute` returns to wasmtime when it comes back past the call's
+/// deadline, so that no more guest code runs and the call ends as a timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the call's deadline passed during a wasi-nn call")]
+pub struct DeadlinePassed;
+
+/// Turns a code into the host call's result, or a [`DeadlinePassed`] trap when the deadline
+/// passed while the host was busy (a long `load` or `compute` that epoch interruption cannot
+/// stop).
+fn unless_late(caller: &Caller<'_, GuestState>, code: i32) -> wasmtime::Result<i32> {
+    if caller.data().nn.past_deadline() {
+        return Err(DeadlinePassed.into());
+    }
+    Ok(code)
+}
+
 /// Largest tensor rank accepted.
 const MAX_RANK: usize = 8;
 /// Longest model name accepted by `load_by_name`.
@@ -90,15 +107,25 @@ pub struct NnCtx {
     limits: NnLimits,
     graphs: Vec<Arc<Model>>,
     contexts: Vec<ExecContext>,
+    /// Bytes the host holds for the guest: input and output tensors, model bytes from `load`.
+    held: usize,
+    /// The most `held` may reach (the function's memory cap).
+    budget: usize,
+    /// The call's deadline: `load` and `compute` are refused past it.
+    deadline: Instant,
 }
 
 impl NnCtx {
-    /// A fresh state for a function with these grants.
+    /// A fresh state for a function with these grants. The host holds at most `budget` bytes
+    /// for the guest (tensors and loaded model bytes together), and refuses `load` and
+    /// `compute` once `deadline` has passed.
     pub fn new(
         grants: Arc<[ModelGrant]>,
         allow_load: bool,
         source: Arc<dyn GraphSource>,
         limits: NnLimits,
+        budget: usize,
+        deadline: Instant,
     ) -> Self {
         Self {
             grants,
@@ -107,7 +134,32 @@ impl NnCtx {
             limits,
             graphs: Vec::new(),
             contexts: Vec::new(),
+            held: 0,
+            budget,
+            deadline,
         }
+    }
+
+    /// Whether the call's deadline has passed.
+    pub fn past_deadline(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Accounts for the host holding `add` more bytes and `remove` fewer, if that stays within
+    /// the budget; `too_large` otherwise (and nothing changes).
+    fn hold(&mut self, remove: usize, add: usize) -> Code {
+        let next = self.held.saturating_sub(remove).saturating_add(add);
+        if next > self.budget {
+            tracing::debug!(
+                held = self.held,
+                add,
+                budget = self.budget,
+                "wasi-nn: over the call's host memory budget"
+            );
+            return Err(NnErrno::TooLarge);
+        }
+        self.held = next;
+        Ok(())
     }
 }
 
@@ -157,7 +209,7 @@ fn with_memory(
     }
 }
 
-fn element_type(raw: u8) -> Result<ElementType, NnErrno> {
+fn element_type(raw: u32) -> Result<ElementType, NnErrno> {
     Ok(match raw {
         0 => ElementType::F16,
         1 => ElementType::F32,
@@ -199,10 +251,20 @@ fn load(memory: &mut [u8], nn: &mut NnCtx, args: [i32; 5]) -> Code {
     if len as usize > nn.limits.max_model_bytes {
         return Err(NnErrno::TooLarge);
     }
-    let bytes = memory[range(memory, ptr, u64::from(len))?].to_vec();
+    let model_range = range(memory, ptr, u64::from(len))?;
+    if nn.graphs.len() >= nn.limits.max_graphs {
+        return Err(NnErrno::TooLarge);
+    }
+    if nn.past_deadline() {
+        return Err(NnErrno::RuntimeError);
+    }
+    // The model bytes count against the call's budget for as long as it runs.
+    nn.hold(0, len as usize)?;
+    let bytes = memory[model_range].to_vec();
     let options = inference::LoadOptions::default();
     let model = Model::load(bytes, &options).map_err(|e| {
         tracing::debug!(error = %inference::error_chain(&e), "wasi-nn load: model refused");
+        nn.held -= len as usize;
         NnErrno::InvalidEncoding
     })?;
     push_graph(memory, nn, Arc::new(model), graph_ptr)
@@ -259,13 +321,14 @@ fn init_execution_context(memory: &mut [u8], nn: &mut NnCtx, args: [i32; 2]) -> 
 }
 
 /// `set_input(ctx, index, tensor: *const Tensor)`; the tensor is 20 bytes on wasm32:
-/// `dims_ptr, dims_len, type (u8, padded), data_ptr, data_len`.
+/// `dims_ptr, dims_len, type (a 4-byte enum), data_ptr, data_len`. Its type and dims must be
+/// the model's for that input (a symbolic or unknown dim takes any size).
 fn set_input(memory: &mut [u8], nn: &mut NnCtx, args: [i32; 3]) -> Code {
     let [ctx, index, tensor] = args;
-    let header = range(memory, tensor, 20)?;
+    range(memory, tensor, 20)?;
     let field = |offset: i32| read_u32(memory, tensor.wrapping_add(offset));
     let (dims_ptr, dims_len) = (field(0)? as i32, field(4)? as usize);
-    let ty = element_type(memory[header.start + 8])?;
+    let ty = element_type(field(8)?)?;
     let (data_ptr, data_len) = (field(12)? as i32, field(16)? as usize);
     if dims_len > MAX_RANK {
         return Err(NnErrno::InvalidArgument);
@@ -289,25 +352,54 @@ fn set_input(memory: &mut [u8], nn: &mut NnCtx, args: [i32; 3]) -> Code {
         return Err(NnErrno::InvalidArgument);
     }
     let data = &memory[range(memory, data_ptr, data_len as u64)?];
-    let context = nn
-        .contexts
-        .get_mut(ctx as u32 as usize)
-        .ok_or(NnErrno::InvalidArgument)?;
-    let slot = context
+    let ctx = ctx as u32 as usize;
+    let index = index as u32 as usize;
+    let context = nn.contexts.get(ctx).ok_or(NnErrno::InvalidArgument)?;
+    let old = context
         .inputs
-        .get_mut(index as u32 as usize)
-        .ok_or(NnErrno::InvalidArgument)?;
-    *slot = Some(Tensor::from_le_bytes(ty, &shape, data).map_err(|_| NnErrno::InvalidArgument)?);
-    context.outputs = None;
+        .get(index)
+        .ok_or(NnErrno::InvalidArgument)?
+        .as_ref()
+        .map_or(0, Tensor::byte_len);
+    let info = &nn.graphs[context.graph].metadata().inputs[index];
+    if !fits(info, ty, &shape) {
+        tracing::debug!(input = %info.name, ?ty, ?shape, "wasi-nn set_input: not the model's type or shape");
+        return Err(NnErrno::InvalidArgument);
+    }
+    let value = Tensor::from_le_bytes(ty, &shape, data).map_err(|_| NnErrno::InvalidArgument)?;
+    nn.hold(old, value.byte_len())?;
+    let context = &mut nn.contexts[ctx];
+    context.inputs[index] = Some(value);
+    if let Some(outputs) = context.outputs.take() {
+        nn.held = nn
+            .held
+            .saturating_sub(outputs.iter().map(Tensor::byte_len).sum());
+    }
     Ok(())
+}
+
+/// Whether a tensor of type `ty` and dims `shape` is what the model declares for this input.
+fn fits(info: &inference::TensorInfo, ty: ElementType, shape: &[usize]) -> bool {
+    if info.element_type != ty {
+        return false;
+    }
+    let Some(dims) = &info.shape else {
+        return true;
+    };
+    dims.len() == shape.len()
+        && dims
+            .iter()
+            .zip(shape)
+            .all(|(d, n)| !matches!(d, Dim::Fixed(f) if f != n))
 }
 
 /// `compute(ctx)`.
 fn compute(nn: &mut NnCtx, ctx: i32) -> Code {
-    let context = nn
-        .contexts
-        .get_mut(ctx as u32 as usize)
-        .ok_or(NnErrno::InvalidArgument)?;
+    let ctx = ctx as u32 as usize;
+    let context = nn.contexts.get(ctx).ok_or(NnErrno::InvalidArgument)?;
+    if nn.past_deadline() {
+        return Err(NnErrno::RuntimeError);
+    }
     let model = nn.graphs[context.graph].clone();
     let meta = model.metadata();
     let mut inputs = Vec::with_capacity(context.inputs.len());
@@ -331,14 +423,20 @@ fn compute(nn: &mut NnCtx, ctx: i32) -> Code {
                 _ => NnErrno::InvalidArgument,
             }
         })?;
-    let outputs: Vec<Tensor> = outputs.iter().map(|(_, t)| t.clone()).collect();
+    let outputs: Vec<Tensor> = outputs.into_iter().map(|(_, t)| t).collect();
+    let old: usize = nn.contexts[ctx]
+        .outputs
+        .take()
+        .map_or(0, |o| o.iter().map(Tensor::byte_len).sum());
+    nn.held = nn.held.saturating_sub(old);
     if outputs
         .iter()
         .any(|t| t.byte_len() > nn.limits.max_tensor_bytes)
     {
         return Err(NnErrno::TooLarge);
     }
-    context.outputs = Some(outputs);
+    nn.hold(0, outputs.iter().map(Tensor::byte_len).sum())?;
+    nn.contexts[ctx].outputs = Some(outputs);
     Ok(())
 }
 
@@ -369,7 +467,8 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         MODULE,
         "load",
         |mut c: Caller<'_, GuestState>, a: i32, b: i32, e: i32, t: i32, g: i32| {
-            with_memory(&mut c, "load", |m, nn| load(m, nn, [a, b, e, t, g]))
+            let code = with_memory(&mut c, "load", |m, nn| load(m, nn, [a, b, e, t, g]));
+            unless_late(&c, code)
         },
     )?;
     linker.func_wrap(
@@ -401,7 +500,8 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         MODULE,
         "compute",
         |mut c: Caller<'_, GuestState>, x: i32| {
-            with_memory(&mut c, "compute", |_, nn| compute(nn, x))
+            let code = with_memory(&mut c, "compute", |_, nn| compute(nn, x));
+            unless_late(&c, code)
         },
     )?;
     linker.func_wrap(

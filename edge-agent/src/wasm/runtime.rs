@@ -352,11 +352,15 @@ impl WasmRuntime {
             .build_p1();
         let limits = call.limits;
         let cap_mib = limits.memory_mib.min(self.config.max_memory_mib);
+        // What the wasi-nn host holds for the guest counts against the same cap as its
+        // linear memory, so a guest cannot make the host hold more than it could itself.
         let nn = NnCtx::new(
             call.grants.models,
             call.grants.allow_load,
             call.grants.source,
             self.config.nn,
+            (cap_mib as usize) << 20,
+            Instant::now() + Duration::from_millis(limits.timeout_ms),
         );
         let mut store = Store::new(
             &self.engine,
@@ -424,6 +428,12 @@ impl WasmRuntime {
         stderr: &[u8],
     ) -> InvokeError {
         let function = function.to_owned();
+        if e.downcast_ref::<nn::DeadlinePassed>().is_some() {
+            return InvokeError::Timeout {
+                function,
+                timeout_ms: limits.timeout_ms,
+            };
+        }
         let trap = e.downcast_ref::<Trap>().copied();
         match trap {
             Some(Trap::Interrupt) => {
