@@ -81,6 +81,10 @@ impl From<RepositoryError> for ApiError {
             RepositoryError::NotFound(m) => Self::not_found(m),
             RepositoryError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
             RepositoryError::Rejected(m) => Self::bad_request(m),
+            RepositoryError::Internal(m) => {
+                tracing::error!(error = %m, "internal failure");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
+            }
             RepositoryError::Storage(source) => {
                 tracing::error!(error = ?source, "storage failure");
                 Self::new(

@@ -19,7 +19,8 @@ use crate::service::manifest::FunctionManifest;
 use crate::storage::{BlobStore, ModelStore, VersionRecord};
 use crate::wasm::wagi::{self, CgiRequest, CgiResponse};
 use crate::wasm::{
-    Grants, GraphSource, GuestLimits, GuestState, Invocation, InvokeError, WasmRuntime,
+    CompileError, Grants, GraphSource, GuestLimits, GuestState, Invocation, InvokeError,
+    WasmRuntime,
 };
 
 impl GraphSource for Repository {
@@ -234,14 +235,28 @@ impl Functions {
         let runtime = self.runtime.clone();
         let cache_dir = self.cache_dir.clone();
         let sha = sha256.clone();
+        let key = format!("{sha256}-{}", self.runtime.engine_hash());
+        let trusted = self.store.artifact_digest(&key).unwrap_or_else(|e| {
+            tracing::warn!(function = %name, error = %e, "cannot read the artifact digest; recompiling");
+            None
+        });
         let started = Instant::now();
-        let (pre, compiled) = tokio::task::spawn_blocking(move || {
-            let (module, compiled) = runtime.load_cached(&cache_dir, &sha, &wasm)?;
-            Ok::<_, crate::wasm::CompileError>((runtime.prepare(&module)?, compiled))
+        let (pre, compiled, written) = tokio::task::spawn_blocking(move || {
+            let cached = runtime.load_verified(&cache_dir, &sha, &wasm, trusted.as_deref())?;
+            let pre = runtime.prepare(&cached.module)?;
+            Ok::<_, CompileError>((pre, cached.compiled, cached.written))
         })
         .await
-        .map_err(|e| RepositoryError::Rejected(format!("compiling the module failed: {e}")))?
-        .map_err(|e| RepositoryError::Rejected(e.to_string()))?;
+        .map_err(|e| RepositoryError::Internal(format!("compiling the module failed: {e}")))?
+        .map_err(|e| match e {
+            CompileError::Cache { .. } => RepositoryError::Internal(e.to_string()),
+            e => RepositoryError::Rejected(e.to_string()),
+        })?;
+        if let Some(digest) = written {
+            if let Err(e) = self.store.record_artifact(&key, Some(&digest)) {
+                tracing::warn!(function = %name, error = %e, "cannot record the artifact digest; it will be recompiled at the next start");
+            }
+        }
         let source = if compiled { "compiled" } else { "artifact" };
         self.metrics
             .observe_cold_start(name, source, started.elapsed());
@@ -298,7 +313,7 @@ impl Functions {
         let wasm = deploy.wasm;
         let sha = tokio::task::spawn_blocking(move || blobs.put(&wasm))
             .await
-            .map_err(|e| RepositoryError::Rejected(format!("storing the module failed: {e}")))??;
+            .map_err(|e| RepositoryError::Internal(format!("storing the module failed: {e}")))??;
         let record = VersionRecord {
             version,
             sha256: sha.clone(),
@@ -407,10 +422,9 @@ impl Functions {
             if let Err(e) = self.blobs.remove(sha) {
                 tracing::warn!(sha256 = %sha, error = %e, "failed to remove an unused module");
             }
-            let artifact = self
-                .cache_dir
-                .join(format!("{sha}-{}.cwasm", self.runtime.engine_hash()));
-            let _ = std::fs::remove_file(artifact);
+            let key = format!("{sha}-{}", self.runtime.engine_hash());
+            let _ = self.store.record_artifact(&key, None);
+            let _ = std::fs::remove_file(self.cache_dir.join(format!("{key}.cwasm")));
         }
     }
 

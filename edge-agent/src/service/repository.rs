@@ -90,6 +90,9 @@ pub enum RepositoryError {
     /// Storage failed.
     #[error("storage failed")]
     Storage(#[source] StoreError),
+    /// The agent failed for a reason of its own (not the request's).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<StoreError> for RepositoryError {

@@ -73,4 +73,10 @@ pub trait ModelStore: Send + Sync {
     fn models(&self) -> Result<Vec<ModelRecord>, StoreError>;
     /// Whether any version of any model still refers to this blob.
     fn blob_in_use(&self, sha256: &str) -> Result<bool, StoreError>;
+    /// The sha256 recorded for the precompiled artifact `key`, if any.
+    fn artifact_digest(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Records (or, with `None`, forgets) the sha256 of the precompiled artifact `key`.
+    fn record_artifact(&self, key: &str, sha256: Option<&str>) -> Result<(), StoreError>;
+    /// The version [`Self::rollback`] would make active, without changing anything.
+    fn rollback_target(&self, name: &str) -> Result<u64, StoreError>;
 }

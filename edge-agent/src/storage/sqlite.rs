@@ -8,7 +8,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{ModelRecord, ModelStore, StoreError, VersionRecord};
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/0001_models.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../migrations/0001_models.sql"),
+    include_str!("../../migrations/0002_artifacts.sql"),
+];
 
 /// Model metadata in one SQLite file.
 #[derive(Debug)]
@@ -101,6 +104,42 @@ fn version_exists(conn: &Connection, name: &str, version: u64) -> Result<bool, S
 }
 
 impl ModelStore for SqliteStore {
+    fn artifact_digest(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT sha256 FROM artifacts WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn record_artifact(&self, key: &str, sha256: Option<&str>) -> Result<(), StoreError> {
+        let conn = self.conn();
+        match sha256 {
+            Some(sha) => conn.execute(
+                "INSERT OR REPLACE INTO artifacts (key, sha256, created_at) VALUES (?1, ?2, ?3)",
+                params![key, sha, now()],
+            )?,
+            None => conn.execute("DELETE FROM artifacts WHERE key = ?1", [key])?,
+        };
+        Ok(())
+    }
+
+    fn rollback_target(&self, name: &str) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        load_model(&conn, name)?;
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM activations WHERE name = ?1 ORDER BY id DESC LIMIT 2")?
+            .query_map([name], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        match versions.as_slice() {
+            [_, previous] => Ok(*previous as u64),
+            _ => Err(StoreError::Conflict(format!(
+                "model `{name}` has no earlier active version to roll back to"
+            ))),
+        }
+    }
+
     fn insert_version(&self, name: &str, record: &VersionRecord) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;

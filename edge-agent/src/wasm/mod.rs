@@ -47,7 +47,7 @@ pub mod wagi;
 pub use error::{CompileError, InvokeError};
 pub use nn::{GraphSource, ModelGrant, NnLimits};
 pub use runtime::{
-    Grants, GuestLimits, GuestState, Invocation, Output, RuntimeConfig, WasmRuntime,
+    CachedModule, Grants, GuestLimits, GuestState, Invocation, Output, RuntimeConfig, WasmRuntime,
 };
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! The engine: wasmtime with the pooling allocator, epoch interruption driven by a ticker
 //! thread, fuel, WASI preview 1 with in-memory stdio, our wasi-nn host, one `Store` per call.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -104,6 +105,36 @@ pub struct Output {
     pub run: Duration,
 }
 
+/// A module from [`WasmRuntime::load_cached`].
+pub struct CachedModule {
+    /// The module.
+    pub module: Module,
+    /// Whether it had to be compiled (no trusted artifact).
+    pub compiled: bool,
+    /// The sha256 of the artifact written now, to record for the next load.
+    pub written: Option<String>,
+}
+
+/// Serializes `module` to `path` (a temp file, fsynced, then renamed) in `cache_dir` (created
+/// with mode 0700); returns the hex sha256 of the bytes written.
+fn write_artifact(cache_dir: &Path, path: &Path, module: &Module) -> std::io::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let bytes = module.serialize().map_err(std::io::Error::other)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(cache_dir)?;
+    std::fs::set_permissions(cache_dir, std::fs::Permissions::from_mode(0o700))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
 /// Caps memory growth and remembers a refusal, so the error can say it was memory.
 struct MemoryLimiter {
     cap: usize,
@@ -147,6 +178,8 @@ pub struct WasmRuntime {
     linker: Linker<GuestState>,
     config: RuntimeConfig,
     engine_hash: String,
+    /// Digests of the artifacts this runtime wrote or verified, by path.
+    digests: Mutex<HashMap<PathBuf, String>>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -208,12 +241,17 @@ impl WasmRuntime {
             linker,
             config,
             engine_hash,
+            digests: Mutex::new(HashMap::new()),
         })
     }
 
     /// A short hash of the engine configuration; part of every cached artifact's name.
     pub fn engine_hash(&self) -> &str {
         &self.engine_hash
+    }
+
+    fn digests(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, String>> {
+        self.digests.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The configuration.
@@ -259,21 +297,42 @@ impl WasmRuntime {
             })
     }
 
-    /// The module for `wasm` (whose hex sha256 is `sha256`): deserialized from the artifact
-    /// cache in `cache_dir` when this engine wrote one, else compiled and cached. Returns
-    /// whether it had to compile.
+    /// [`Self::load_verified`] trusting only the artifacts this runtime wrote or verified
+    /// since it started; returns the module and whether it had to compile.
     pub fn load_cached(
         &self,
         cache_dir: &Path,
         sha256: &str,
         wasm: &[u8],
     ) -> Result<(Module, bool), CompileError> {
+        let cached = self.load_verified(cache_dir, sha256, wasm, None)?;
+        Ok((cached.module, cached.compiled))
+    }
+
+    /// The module for `wasm` (whose hex sha256 is `sha256`): deserialized from the artifact
+    /// cache in `cache_dir` when this engine wrote one whose bytes hash to `trusted` (the
+    /// digest recorded when it was written, kept outside the cache dir; else the digest this
+    /// runtime remembers writing), else compiled and written back (best effort: a cache that
+    /// cannot be written only costs a recompile).
+    pub fn load_verified(
+        &self,
+        cache_dir: &Path,
+        sha256: &str,
+        wasm: &[u8],
+        trusted: Option<&str>,
+    ) -> Result<CachedModule, CompileError> {
         let path = cache_dir.join(format!("{sha256}-{}.cwasm", self.engine_hash));
-        if path.is_file() {
-            match self.deserialize(&path) {
+        let remembered = self.digests().get(&path).cloned();
+        if let Some(digest) = trusted.or(remembered.as_deref()) {
+            match self.read_artifact(&path, digest) {
                 Ok(module) => {
                     self.check(&module)?;
-                    return Ok((module, false));
+                    self.digests().insert(path, digest.to_owned());
+                    return Ok(CachedModule {
+                        module,
+                        compiled: false,
+                        written: None,
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "cached artifact refused; recompiling")
@@ -281,30 +340,45 @@ impl WasmRuntime {
             }
         }
         let module = self.compile(wasm)?;
-        let cache_err = |source| CompileError::Cache {
-            path: path.clone(),
-            source,
+        let written = match write_artifact(cache_dir, &path, &module) {
+            Ok(digest) => {
+                self.digests().insert(path, digest.clone());
+                Some(digest)
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot cache the compiled module; it will be compiled again at the next start");
+                None
+            }
         };
-        let bytes = module.serialize().map_err(|e| CompileError::Invalid {
-            reason: format!("cannot serialize: {e}"),
-        })?;
-        std::fs::create_dir_all(cache_dir).map_err(cache_err)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, &bytes).map_err(cache_err)?;
-        std::fs::rename(&tmp, &path).map_err(cache_err)?;
-        Ok((module, true))
+        Ok(CachedModule {
+            module,
+            compiled: true,
+            written,
+        })
     }
 
-    /// Loads an artifact of ours: only files this runtime wrote into the agent's own data dir
-    /// (named by wasm sha256 and engine hash, written atomically) reach this.
+    /// Reads an artifact into memory (refusing a symlink or anything but a plain file) and
+    /// deserializes it only if its bytes hash to `digest`.
     #[allow(
         unsafe_code,
-        reason = "deserializing an artifact that this agent compiled and wrote"
+        reason = "deserializing an artifact that this agent compiled, checked against its digest"
     )]
-    fn deserialize(&self, path: &Path) -> wasmtime::Result<Module> {
-        // SAFETY: the file is a `Module::serialize` output written by `load_cached` (temp file
-        // then rename) into the agent's data dir, for an engine with this configuration hash.
-        unsafe { Module::deserialize_file(&self.engine, path) }
+    fn read_artifact(&self, path: &Path, digest: &str) -> wasmtime::Result<Module> {
+        let meta = std::fs::symlink_metadata(path)?;
+        if !meta.file_type().is_file() {
+            return Err(wasmtime::format_err!("not a plain file"));
+        }
+        let bytes = std::fs::read(path)?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if !actual.eq_ignore_ascii_case(digest) {
+            return Err(wasmtime::format_err!(
+                "its sha256 is {actual}, not the {digest} recorded when it was written"
+            ));
+        }
+        // SAFETY: these bytes are exactly the `Module::serialize` output this agent wrote (their
+        // sha256 matches the digest recorded outside the cache dir when it wrote them), for an
+        // engine with this configuration hash.
+        unsafe { Module::deserialize(&self.engine, &bytes) }
     }
 
     /// Runs `_start` of a fresh instance in a fresh `Store`, with the call's deadline, fuel and

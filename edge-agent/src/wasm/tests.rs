@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use inference::test_support::model_bytes;
 use inference::{LoadOptions, Model};
+use sha2::Digest;
 
 use super::*;
 
@@ -220,6 +221,89 @@ fn artifacts_are_cached_per_engine() {
         .load_cached(dir.path(), "abc", ECHO.as_bytes())
         .unwrap();
     assert!(compiled);
+}
+
+#[test]
+fn artifacts_load_only_with_the_recorded_digest() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let first = runtime();
+    let written = first
+        .load_verified(&cache, "abc", ECHO.as_bytes(), None)
+        .unwrap();
+    assert!(written.compiled);
+    let digest = written.written.expect("the artifact was written");
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let path = cache.join(format!("abc-{}.cwasm", first.engine_hash()));
+
+    // A fresh runtime (a restart) trusts the artifact only with its digest.
+    let rt = runtime();
+    let cached = rt
+        .load_verified(&cache, "abc", ECHO.as_bytes(), Some(&digest))
+        .unwrap();
+    assert!(!cached.compiled && cached.written.is_none());
+    let unknown = runtime()
+        .load_verified(&cache, "abc", ECHO.as_bytes(), None)
+        .unwrap();
+    assert!(unknown.compiled);
+
+    // Swap in another module's artifact (valid, but not what was written for `abc`).
+    let spin = r#"(module (memory (export "memory") 1) (func (export "_start") (loop br 0)))"#;
+    let other = rt.compile(spin.as_bytes()).unwrap().serialize().unwrap();
+    std::fs::write(&path, &other).unwrap();
+    let rt = runtime();
+    let reloaded = rt
+        .load_verified(&cache, "abc", ECHO.as_bytes(), Some(&digest))
+        .unwrap();
+    assert!(reloaded.compiled, "a tampered artifact was loaded");
+    let rewritten = reloaded.written.expect("rewritten");
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(std::fs::read(&path).unwrap())),
+        rewritten
+    );
+    let pre = rt.prepare(&reloaded.module).unwrap();
+    let out = rt
+        .invoke(
+            &pre,
+            Invocation {
+                function: "t".into(),
+                args: vec!["t".into()],
+                env: Vec::new(),
+                stdin: b"ping".to_vec(),
+                limits: LIMITS,
+                grants: Grants {
+                    models: Vec::new().into(),
+                    allow_load: false,
+                    source: models(),
+                },
+            },
+        )
+        .unwrap();
+    assert_eq!(out.stdout, b"ping");
+
+    // A symlink to the right bytes is refused too.
+    let real = dir.path().join("real.cwasm");
+    std::fs::rename(&path, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &path).unwrap();
+    let linked = runtime()
+        .load_verified(&cache, "abc", ECHO.as_bytes(), Some(&rewritten))
+        .unwrap();
+    assert!(linked.compiled, "a symlinked artifact was loaded");
+}
+
+#[test]
+fn a_cache_that_cannot_be_written_only_costs_a_recompile() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    let rt = runtime();
+    let cached = rt
+        .load_verified(&not_a_dir, "abc", ECHO.as_bytes(), None)
+        .unwrap();
+    assert!(cached.compiled && cached.written.is_none());
+    rt.prepare(&cached.module).unwrap();
 }
 
 #[test]

@@ -434,6 +434,51 @@ async fn artifacts_are_reused_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_tampered_artifact_is_recompiled_not_loaded() {
+    let Some(wasm) = guest("hello") else { return };
+    let agent = Agent::start().await;
+    deploy_ok(&agent, "hello", wasm, json!({})).await;
+    let cache = agent.data_dir.join("wasm-cache");
+    let artifact = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .expect("an artifact");
+    // Another module's artifact, from the same engine: loadable, but not what was written.
+    let (status, _) = deploy(
+        &agent,
+        "other",
+        b"(module (func (export \"_start\")))".to_vec(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let other = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm") && *p != artifact)
+        .expect("the other artifact");
+    std::fs::copy(&other, &artifact).unwrap();
+    let agent = agent.restart().await;
+    let (status, body) = get_text(&agent, "/fn/hello?name=x").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("x!"), "{body}");
+    let metrics = agent.metrics_text().await;
+    assert!(
+        metrics.contains(
+            r#"edge_agent_function_cold_starts_total{function="hello",source="compiled"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert_ne!(
+        std::fs::read(&artifact).unwrap(),
+        std::fs::read(&other).unwrap()
+    );
+}
+
+#[tokio::test]
 async fn a_busy_function_gets_503_while_the_agent_serves_others() {
     let Some(limits) = guest("limits") else {
         return;
