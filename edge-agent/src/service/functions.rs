@@ -142,6 +142,16 @@ impl std::fmt::Debug for Functions {
     }
 }
 
+/// How a matching route ranks (higher wins): longer prefix, then one that names a host, then
+/// the function whose name sorts first.
+fn route_rank(
+    prefix_len: usize,
+    named_host: bool,
+    function: &str,
+) -> (usize, bool, std::cmp::Reverse<&str>) {
+    (prefix_len, named_host, std::cmp::Reverse(function))
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -346,7 +356,9 @@ impl Functions {
         self.summary(&deploy.name)
     }
 
-    /// Refuses a manifest whose route (prefix and host) another function already claims.
+    /// Refuses a manifest whose route overlaps one that another function's active version
+    /// serves: the same prefix, and the same host (case-insensitively) or no host on either
+    /// (a route without a host takes every host).
     fn check_routes(&self, name: &str, manifest: &FunctionManifest) -> Result<(), RepositoryError> {
         let entries = self.read();
         for (other, entry) in entries.iter().filter(|(n, _)| n.as_str() != name) {
@@ -354,18 +366,26 @@ impl Functions {
                 continue;
             };
             for mine in &manifest.routes {
-                if f.manifest.routes.iter().any(|r| {
-                    r.prefix.trim_end_matches('/') == mine.prefix.trim_end_matches('/')
-                        && r.host == mine.host
-                }) {
+                if f.manifest.routes.iter().any(|r| r.overlaps(mine)) {
                     return Err(RepositoryError::Conflict(format!(
-                        "route prefix `{}` is already served by function `{other}`",
-                        mine.prefix
+                        "route prefix `{}`{} is already served by function `{other}`",
+                        mine.prefix,
+                        mine.host
+                            .as_ref()
+                            .map_or_else(String::new, |h| format!(" (host `{h}`)"))
                     )));
                 }
             }
         }
         Ok(())
+    }
+
+    /// The manifest of a loaded version, if it is loaded.
+    fn manifest_of(&self, name: &str, version: u64) -> Option<FunctionManifest> {
+        self.read()
+            .get(name)
+            .and_then(|e| e.loaded.get(&version))
+            .map(|f| f.manifest.clone())
     }
 
     /// Makes `version` the one calls go to.
@@ -375,6 +395,9 @@ impl Functions {
         version: u64,
     ) -> Result<FunctionSummary, RepositoryError> {
         let _guard = self.mutations.lock().await;
+        if let Some(manifest) = self.manifest_of(name, version) {
+            self.check_routes(name, &manifest)?;
+        }
         self.store.activate(name, version)?;
         if let Some(e) = self.write().get_mut(name) {
             e.active = Some(version);
@@ -386,6 +409,10 @@ impl Functions {
     /// Goes back to the previously active version.
     pub async fn rollback(&self, name: &str) -> Result<FunctionSummary, RepositoryError> {
         let _guard = self.mutations.lock().await;
+        let target = self.store.rollback_target(name)?;
+        if let Some(manifest) = self.manifest_of(name, target) {
+            self.check_routes(name, &manifest)?;
+        }
         let version = self.store.rollback(name)?;
         if let Some(e) = self.write().get_mut(name) {
             e.active = Some(version);
@@ -473,7 +500,8 @@ impl Functions {
     }
 
     /// The active function whose manifest route takes this request, with `PATH_INFO` and the
-    /// matched prefix. The longest prefix wins.
+    /// matched prefix. The longest prefix wins; on a tie, a route that names a host, then the
+    /// function whose name sorts first.
     pub fn route(
         &self,
         host: Option<&str>,
@@ -481,7 +509,7 @@ impl Functions {
         path: &str,
     ) -> Option<(Arc<LoadedFunction>, String, String)> {
         let entries = self.read();
-        let mut best: Option<(Arc<LoadedFunction>, String, String)> = None;
+        let mut best: Option<(Arc<LoadedFunction>, String, String, bool)> = None;
         for entry in entries.values() {
             let Some(f) = entry.active.and_then(|v| entry.loaded.get(&v)) else {
                 continue;
@@ -489,13 +517,17 @@ impl Functions {
             for r in &f.manifest.routes {
                 if let Some(rest) = r.matches(host, method, path) {
                     let prefix = r.prefix.trim_end_matches('/').to_owned();
-                    if best.as_ref().is_none_or(|(_, p, _)| p.len() < prefix.len()) {
-                        best = Some((f.clone(), prefix, rest));
+                    let named = r.host.is_some();
+                    let better = best.as_ref().is_none_or(|(g, p, _, h)| {
+                        route_rank(prefix.len(), named, &f.name) > route_rank(p.len(), *h, &g.name)
+                    });
+                    if better {
+                        best = Some((f.clone(), prefix, rest, named));
                     }
                 }
             }
         }
-        best
+        best.map(|(f, prefix, rest, _)| (f, prefix, rest))
     }
 
     /// Runs the function on one request: admission (503 past `max_instances`), a fresh
@@ -583,5 +615,17 @@ impl Functions {
             instantiate: output.instantiate,
             latency: started.elapsed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ties_prefer_a_named_host_then_the_first_name() {
+        assert!(route_rank(3, false, "z") > route_rank(2, true, "a"));
+        assert!(route_rank(2, true, "z") > route_rank(2, false, "a"));
+        assert!(route_rank(2, false, "a") > route_rank(2, false, "b"));
     }
 }

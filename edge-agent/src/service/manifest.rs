@@ -83,6 +83,16 @@ impl Default for FunctionManifest {
 const RESERVED: [&str; 5] = ["/v1", "/v2", "/fn", "/metrics", "/health"];
 
 impl FunctionRoute {
+    /// Whether this route and `other` can take the same request: the same prefix, and the same
+    /// host (case-insensitively) or no host on either (a route without one takes every host).
+    pub fn overlaps(&self, other: &FunctionRoute) -> bool {
+        self.prefix.trim_end_matches('/') == other.prefix.trim_end_matches('/')
+            && match (&self.host, &other.host) {
+                (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+                _ => true,
+            }
+    }
+
     /// Whether the route takes this request; returns `PATH_INFO` (the rest of the path).
     pub fn matches(&self, host: Option<&str>, method: &str, path: &str) -> Option<String> {
         if let Some(want) = &self.host {
@@ -179,6 +189,22 @@ mod tests {
         assert_eq!(r.matches(Some("edge.local"), "POST", "/api/digitsx"), None);
         assert_eq!(r.matches(Some("other"), "POST", "/api/digits"), None);
         assert_eq!(r.matches(Some("edge.local"), "GET", "/api/digits"), None);
+    }
+
+    fn route(prefix: &str, host: Option<&str>) -> FunctionRoute {
+        FunctionRoute {
+            prefix: prefix.into(),
+            host: host.map(Into::into),
+            methods: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn routes_overlap_on_the_prefix_unless_both_name_different_hosts() {
+        assert!(route("/x/", None).overlaps(&route("/x", Some("edge.local"))));
+        assert!(route("/x", Some("Edge.Local")).overlaps(&route("/x", Some("edge.local"))));
+        assert!(!route("/x", Some("a")).overlaps(&route("/x", Some("b"))));
+        assert!(!route("/x", None).overlaps(&route("/xy", None)));
     }
 
     #[test]

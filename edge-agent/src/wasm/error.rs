@@ -26,6 +26,14 @@ pub enum CompileError {
     /// The module is not a WASI command.
     #[error("the module exports no `_start` function; build it as a WASI command (a `main`)")]
     NoStart,
+    /// `_start` takes parameters or returns results.
+    #[error("the module's `_start` has params ({params}) and results ({results}); a WASI command's `_start` takes none and returns none")]
+    StartSignature {
+        /// Its parameter types.
+        params: String,
+        /// Its result types.
+        results: String,
+    },
     /// The precompiled artifact cache failed.
     #[error("artifact cache I/O error on `{path}`")]
     Cache {

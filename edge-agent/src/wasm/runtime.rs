@@ -279,11 +279,18 @@ impl WasmRuntime {
                 name: import.name().to_owned(),
             });
         }
-        if !matches!(
-            module.get_export("_start"),
-            Some(wasmtime::ExternType::Func(_))
-        ) {
-            return Err(CompileError::NoStart);
+        match module.get_export("_start") {
+            Some(wasmtime::ExternType::Func(f)) if f.params().len() + f.results().len() == 0 => {}
+            Some(wasmtime::ExternType::Func(f)) => {
+                let list = |types: &mut dyn Iterator<Item = wasmtime::ValType>| {
+                    types.map(|t| t.to_string()).collect::<Vec<_>>().join(" ")
+                };
+                return Err(CompileError::StartSignature {
+                    params: list(&mut f.params()),
+                    results: list(&mut f.results()),
+                });
+            }
+            _ => return Err(CompileError::NoStart),
         }
         self.prepare(module).map(drop)
     }

@@ -200,6 +200,18 @@ fn deploy_checks_name_the_problem() {
     assert!(err.contains("no_such_call"), "{err}");
     let err = rt.compile(b"(module)").unwrap_err();
     assert!(matches!(err, CompileError::NoStart), "{err}");
+    let err = rt
+        .compile(br#"(module (func (export "_start") (param i32) (result i64) i64.const 0))"#)
+        .unwrap_err();
+    assert!(matches!(err, CompileError::StartSignature { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("`_start`") && text.contains("(i32)") && text.contains("(i64)"),
+        "{text}"
+    );
+    let table = r#"(module (table (export "_start") 1 funcref))"#;
+    let err = rt.compile(table.as_bytes()).unwrap_err();
+    assert!(matches!(err, CompileError::NoStart), "{err}");
 }
 
 #[test]

@@ -288,6 +288,13 @@ async fn hostile_modules_are_refused_at_deploy_or_get_error_codes() {
     let (status, body) = deploy(&agent, "bad", b"(module)".to_vec(), json!({})).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("_start"), "{body}");
+    let params = r#"(module (func (export "_start") (param i32)))"#;
+    let (status, body) = deploy(&agent, "bad", params.into(), json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("params (i32)"),
+        "{body}"
+    );
     let (status, body) = deploy(
         &agent,
         "bad",
@@ -408,6 +415,63 @@ async fn versions_activate_roll_back_and_delete() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(get_text(&agent, "/fn/hello").await.0, 404);
+}
+
+#[tokio::test]
+async fn route_conflicts_are_checked_on_activate_and_rollback_and_across_hosts() {
+    let start = b"(module (func (export \"_start\")))".to_vec();
+    let agent = Agent::start().await;
+    let hosted = json!({"routes": [{"prefix": "/x", "host": "Edge.Local"}]});
+    deploy_ok(&agent, "a", start.clone(), hosted).await;
+    // No host takes every host, so it overlaps; hosts compare case-insensitively.
+    for route in [
+        json!({"prefix": "/x/"}),
+        json!({"prefix": "/x", "host": "edge.local"}),
+    ] {
+        let (status, body) = deploy(&agent, "b", start.clone(), json!({"routes": [route]})).await;
+        assert_eq!(status, 409, "{body}");
+    }
+    let other_host = json!({"routes": [{"prefix": "/x", "host": "other.local"}]});
+    deploy_ok(&agent, "b", start.clone(), other_host).await;
+
+    // c/1 serves /y, c/2 does not; then d takes /y.
+    deploy_ok(
+        &agent,
+        "c",
+        start.clone(),
+        json!({"routes": [{"prefix": "/y"}]}),
+    )
+    .await;
+    deploy_ok(&agent, "c", start.clone(), json!({})).await;
+    deploy_ok(
+        &agent,
+        "d",
+        start.clone(),
+        json!({"routes": [{"prefix": "/y"}]}),
+    )
+    .await;
+    for path in [
+        "/v1/functions/c/rollback",
+        "/v1/functions/c/versions/1/activate",
+    ] {
+        let r = agent.admin(Method::POST, path).send().await.unwrap();
+        assert_eq!(r.status(), 409, "{path}");
+    }
+    let summary = agent.get_json("/v1/functions/c").await;
+    assert_eq!(summary["active_version"], 2);
+    let r = agent
+        .admin(Method::DELETE, "/v1/functions/d")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = agent
+        .admin(Method::POST, "/v1/functions/c/rollback")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(agent.get_json("/v1/functions/c").await["active_version"], 1);
 }
 
 #[tokio::test]
