@@ -53,19 +53,27 @@ pub async fn deploy(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<FunctionSummary>), ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let mut multipart = multipart?;
+    let mut multipart = multipart.map_err(|r| {
+        ApiError::new(
+            r.status(),
+            format!(
+                "{}; send the module as multipart/form-data with a `wasm` part",
+                r.body_text()
+            ),
+        )
+    })?;
     let (mut wasm, mut manifest, mut sha256) = (None, None, None);
-    while let Some(field) = multipart.next_field().await? {
+    while let Some(field) = multipart.next_field().await.map_err(upload_error)? {
         let part = field.name().unwrap_or_default().to_owned();
         match part.as_str() {
-            "wasm" => wasm = Some(field.bytes().await?.to_vec()),
+            "wasm" => wasm = Some(field.bytes().await.map_err(upload_error)?.to_vec()),
             "manifest" => {
-                let text = field.text().await?;
+                let text = field.text().await.map_err(upload_error)?;
                 let parsed: FunctionManifest = serde_json::from_str(&text)
                     .map_err(|e| ApiError::bad_request(format!("invalid `manifest` part: {e}")))?;
                 manifest = Some(parsed);
             }
-            "sha256" => sha256 = Some(field.text().await?.trim().to_owned()),
+            "sha256" => sha256 = Some(field.text().await.map_err(upload_error)?.trim().to_owned()),
             other => {
                 return Err(ApiError::bad_request(format!(
                     "unexpected multipart part `{other}`; send `wasm`, `manifest` and optionally `sha256`"
@@ -85,6 +93,17 @@ pub async fn deploy(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(summary)))
+}
+
+/// A failed read of a deploy's multipart body; too large names the function upload limit.
+fn upload_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "module upload is larger than functions.max_wasm_bytes",
+        );
+    }
+    e.into()
 }
 
 /// `POST /v1/functions/{name}/versions/{version}/activate`.

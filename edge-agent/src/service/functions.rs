@@ -319,6 +319,20 @@ impl Functions {
         let loaded = self
             .load(&deploy.name, version, deploy.wasm.clone(), deploy.manifest)
             .await?;
+        let initial = loaded
+            .pre
+            .module()
+            .resources_required()
+            .max_initial_memory_size;
+        let cap = loaded.manifest.memory_mib << 20;
+        if let Some(bytes) = initial.map(|pages| pages.saturating_mul(64 << 10)) {
+            if bytes > cap {
+                return Err(RepositoryError::Rejected(format!(
+                    "the module's initial memory is {bytes} bytes, more than its manifest's `memory_mib` ({} MiB) allows",
+                    loaded.manifest.memory_mib
+                )));
+            }
+        }
         let blobs = self.blobs.clone();
         let wasm = deploy.wasm;
         let sha = tokio::task::spawn_blocking(move || blobs.put(&wasm))

@@ -53,7 +53,8 @@ impl CgiRequest {
         }
         for (name, value) in &self.headers {
             let lower = name.to_ascii_lowercase();
-            if HIDDEN.contains(&lower.as_str()) || lower == "content-type" {
+            // `Proxy` would become HTTP_PROXY, which HTTP clients take as their proxy (httpoxy).
+            if HIDDEN.contains(&lower.as_str()) || lower == "content-type" || lower == "proxy" {
                 continue;
             }
             let key = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
@@ -111,7 +112,7 @@ pub fn parse_output(stdout: &[u8]) -> Result<CgiResponse, BadOutput> {
                     .split_whitespace()
                     .next()
                     .and_then(|c| c.parse::<u16>().ok())
-                    .filter(|c| (100..=599).contains(c))
+                    .filter(|c| (200..=599).contains(c))
                     .ok_or_else(|| BadOutput(format!("bad `Status: {value}`")))?;
                 status = Some(code);
             }
@@ -182,6 +183,10 @@ mod tests {
         let r = parse_output(b"Location: /x\r\n\r\n").unwrap();
         assert_eq!(r.status, 302);
         assert!(parse_output(b"Status: abc\n\nx").is_err());
+        assert!(parse_output(b"Status: 101 Switching Protocols\n\nx").is_err());
+        assert!(parse_output(b"Status: 199\n\nx").is_err());
+        assert!(parse_output(b"Status: 600\n\nx").is_err());
+        assert_eq!(parse_output(b"Status: 599\n\nx").unwrap().status, 599);
     }
 
     #[test]
@@ -205,6 +210,7 @@ mod tests {
                 ("Content-Type".into(), "text/plain".into()),
                 ("Authorization".into(), "Bearer s3cret".into()),
                 ("X-Custom-Thing".into(), "v".into()),
+                ("Proxy".into(), "http://evil:3128".into()),
             ],
             content_length: 3,
             request_id: "id".into(),
@@ -221,5 +227,6 @@ mod tests {
         assert_eq!(get("HTTP_X_CUSTOM_THING"), Some("v"));
         assert_eq!(get("K"), Some("v"));
         assert!(env.iter().all(|(_, v)| !v.contains("s3cret")));
+        assert_eq!(get("HTTP_PROXY"), None);
     }
 }

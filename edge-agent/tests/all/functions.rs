@@ -288,6 +288,16 @@ async fn hostile_modules_are_refused_at_deploy_or_get_error_codes() {
     let (status, body) = deploy(&agent, "bad", b"(module)".to_vec(), json!({})).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("_start"), "{body}");
+    let big = r#"(module (memory 17) (func (export "_start")))"#;
+    let (status, body) = deploy(&agent, "bad", big.into(), json!({"memory_mib": 1})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("`memory_mib` (1 MiB)"),
+        "{body}"
+    );
     let params = r#"(module (func (export "_start") (param i32)))"#;
     let (status, body) = deploy(&agent, "bad", params.into(), json!({})).await;
     assert_eq!(status, 400, "{body}");
@@ -472,6 +482,20 @@ async fn route_conflicts_are_checked_on_activate_and_rollback_and_across_hosts()
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(agent.get_json("/v1/functions/c").await["active_version"], 1);
+}
+
+#[tokio::test]
+async fn a_module_over_max_wasm_bytes_gets_413_naming_the_limit() {
+    let agent = Agent::start_with(|c| c.functions.max_wasm_bytes = 4096).await;
+    let (status, body) = deploy(&agent, "big", vec![0u8; 8192], json!({})).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("functions.max_wasm_bytes"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
