@@ -125,14 +125,36 @@ impl Response {
         self
     }
 
-    /// Writes the CGI response to stdout.
+    /// Writes the CGI response to stdout. A header name that is empty or holds `:`, or a
+    /// name or value with CR or LF (which would inject headers or end the header block), is an
+    /// `InvalidInput` error and nothing is written.
     pub fn send(&self) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "Status: {}", self.status)?;
-        for (k, v) in &self.headers {
-            writeln!(out, "{k}: {v}")?;
+        self.write_to(&mut out)
+    }
+
+    /// Writes the CGI response to `out`; refuses bad headers as [`Response::send`] does.
+    pub fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let bad = |s: &str| s.contains(['\r', '\n']);
+        if let Some((k, _)) = self
+            .headers
+            .iter()
+            .find(|(k, v)| k.is_empty() || k.contains(':') || bad(k) || bad(v))
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "header `{}` has a bad name or a CR/LF in its value",
+                    k.escape_debug()
+                ),
+            ));
         }
-        writeln!(out)?;
+        let mut head = format!("Status: {}\n", self.status);
+        for (k, v) in &self.headers {
+            head.push_str(&format!("{k}: {v}\n"));
+        }
+        head.push('\n');
+        out.write_all(head.as_bytes())?;
         out.write_all(&self.body)?;
         out.flush()
     }
@@ -147,5 +169,38 @@ pub fn run(handler: impl FnOnce(Request) -> Response) {
     if let Err(e) = response.send() {
         eprintln!("cannot write the response: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_with_cr_or_lf_are_refused() {
+        let mut out = Vec::new();
+        Response::text(200, "ok")
+            .with_header("X-A", "b")
+            .write_to(&mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            b"Status: 200\nContent-Type: text/plain; charset=utf-8\nX-A: b\n\nok"
+        );
+        for (k, v) in [
+            ("X-A", "b\r\nSet-Cookie: x=1"),
+            ("X-A", "b\n\nbody"),
+            ("X-A\n", "b"),
+            ("X:A", "b"),
+            ("", "b"),
+        ] {
+            let mut out = Vec::new();
+            let err = Response::text(200, "ok")
+                .with_header(k, v)
+                .write_to(&mut out)
+                .unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(out.is_empty());
+        }
     }
 }
