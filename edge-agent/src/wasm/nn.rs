@@ -393,22 +393,35 @@ fn fits(info: &inference::TensorInfo, ty: ElementType, shape: &[usize]) -> bool 
             .all(|(d, n)| !matches!(d, Dim::Fixed(f) if f != n))
 }
 
-/// `compute(ctx)`.
-fn compute(nn: &mut NnCtx, ctx: i32) -> Code {
-    let ctx = ctx as u32 as usize;
-    let context = nn.contexts.get(ctx).ok_or(NnErrno::InvalidArgument)?;
+/// A model and the named inputs to run it on.
+type Run = (Arc<Model>, Vec<(String, Tensor)>);
+
+/// `compute(ctx)`, before the model runs: the model and a copy of the inputs.
+fn prepare_compute(nn: &NnCtx, ctx: i32) -> Result<Run, NnErrno> {
+    let context = nn
+        .contexts
+        .get(ctx as u32 as usize)
+        .ok_or(NnErrno::InvalidArgument)?;
     if nn.past_deadline() {
         return Err(NnErrno::RuntimeError);
     }
     let model = nn.graphs[context.graph].clone();
-    let meta = model.metadata();
     let mut inputs = Vec::with_capacity(context.inputs.len());
-    for (info, tensor) in meta.inputs.iter().zip(&context.inputs) {
+    for (info, tensor) in model.metadata().inputs.iter().zip(&context.inputs) {
         let tensor = tensor.clone().ok_or(NnErrno::InvalidArgument)?;
         inputs.push((info.name.clone(), tensor));
     }
-    // A backend that panics on odd input must not take the host down with it.
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.run(inputs)));
+    Ok((model, inputs))
+}
+
+/// Runs the model off the guest's thread (on tokio's blocking pool), so that the call's
+/// deadline timer can end the call while it runs. A backend that panics on odd input must
+/// not take the host down with it: the panic stays in the blocking task.
+async fn run_model(
+    model: Arc<Model>,
+    inputs: Vec<(String, Tensor)>,
+) -> Result<Vec<Tensor>, NnErrno> {
+    let run = tokio::task::spawn_blocking(move || model.run(inputs)).await;
     let outputs = run
         .map_err(|_| {
             tracing::warn!("wasi-nn compute: the backend panicked");
@@ -423,7 +436,12 @@ fn compute(nn: &mut NnCtx, ctx: i32) -> Code {
                 _ => NnErrno::InvalidArgument,
             }
         })?;
-    let outputs: Vec<Tensor> = outputs.into_iter().map(|(_, t)| t).collect();
+    Ok(outputs.into_iter().map(|(_, t)| t).collect())
+}
+
+/// `compute(ctx)`, after the model ran: keeps the outputs if they fit the bounds.
+fn finish_compute(nn: &mut NnCtx, ctx: i32, outputs: Vec<Tensor>) -> Code {
+    let ctx = ctx as u32 as usize;
     let old: usize = nn.contexts[ctx]
         .outputs
         .take()
@@ -438,6 +456,32 @@ fn compute(nn: &mut NnCtx, ctx: i32) -> Code {
     nn.hold(0, outputs.iter().map(Tensor::byte_len).sum())?;
     nn.contexts[ctx].outputs = Some(outputs);
     Ok(())
+}
+
+/// `compute(ctx)` as a host call: checks and copies under the store, runs the model on the
+/// blocking pool, then stores the outputs.
+async fn compute(caller: &mut Caller<'_, GuestState>, ctx: i32) -> i32 {
+    if !matches!(caller.get_export("memory"), Some(Extern::Memory(_))) {
+        tracing::debug!(
+            call = "compute",
+            "wasi-nn call from a guest without a `memory` export"
+        );
+        return NnErrno::MissingMemory as i32;
+    }
+    let result = match prepare_compute(&caller.data().nn, ctx) {
+        Ok((model, inputs)) => match run_model(model, inputs).await {
+            Ok(outputs) => finish_compute(&mut caller.data_mut().nn, ctx, outputs),
+            Err(code) => Err(code),
+        },
+        Err(code) => Err(code),
+    };
+    match result {
+        Ok(()) => NnErrno::Success as i32,
+        Err(code) => {
+            tracing::debug!(call = "compute", ?code, "wasi-nn call refused");
+            code as i32
+        }
+    }
 }
 
 /// `get_output(ctx, index, out: *mut u8, out_max, written: *mut u32)`.
@@ -496,12 +540,14 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             with_memory(&mut c, "set_input", |m, nn| set_input(m, nn, [x, i, t]))
         },
     )?;
-    linker.func_wrap(
+    linker.func_wrap_async(
         MODULE,
         "compute",
-        |mut c: Caller<'_, GuestState>, x: i32| {
-            let code = with_memory(&mut c, "compute", |_, nn| compute(nn, x));
-            unless_late(&c, code)
+        |mut c: Caller<'_, GuestState>, (x,): (i32,)| {
+            Box::new(async move {
+                let code = compute(&mut c, x).await;
+                unless_late(&c, code)
+            })
         },
     )?;
     linker.func_wrap(

@@ -565,3 +565,92 @@ fn a_guest_computing_past_its_deadline_is_stopped_when_compute_returns() {
         started.elapsed()
     );
 }
+
+struct Cnn(Arc<Model>);
+
+impl GraphSource for Cnn {
+    fn graph(&self, _: &str, _: Option<u64>) -> Option<Arc<Model>> {
+        Some(self.0.clone())
+    }
+}
+
+#[test]
+fn the_deadline_ends_a_call_while_its_compute_still_runs() {
+    const N: usize = 262_144;
+    let cnn =
+        Arc::new(Model::load(model_bytes("digits_cnn.onnx"), &LoadOptions::default()).unwrap());
+    // How long the model takes on this machine: the call must end well before that.
+    let input = inference::Tensor::from_le_bytes(
+        inference::ElementType::F32,
+        &[N, 1, 8, 8],
+        &vec![0u8; N * 256],
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    cnn.run([("input", input)]).unwrap();
+    let direct = started.elapsed();
+
+    let rt = WasmRuntime::new(RuntimeConfig {
+        max_instances: 4,
+        max_memory_mib: 128,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let wat = format!(
+        r#"(module
+      (import "wasi_ephemeral_nn" "load_by_name" (func $load_by_name (param i32 i32 i32) (result i32)))
+      (import "wasi_ephemeral_nn" "init_execution_context" (func $init (param i32 i32) (result i32)))
+      (import "wasi_ephemeral_nn" "set_input" (func $set_input (param i32 i32 i32) (result i32)))
+      (import "wasi_ephemeral_nn" "compute" (func $compute (param i32) (result i32)))
+      (memory (export "memory") 1026)
+      (data (i32.const 16) "cnn")
+      (data (i32.const 200) "\00\00\04\00\01\00\00\00\08\00\00\00\08\00\00\00")
+      (func (export "_start")
+        (if (call $load_by_name (i32.const 16) (i32.const 3) (i32.const 0)) (then unreachable))
+        (if (call $init (i32.const 0) (i32.const 4)) (then unreachable))
+        (i32.store (i32.const 300) (i32.const 200))
+        (i32.store (i32.const 304) (i32.const 4))
+        (i32.store (i32.const 308) (i32.const 1))
+        (i32.store (i32.const 312) (i32.const 65536))
+        (i32.store (i32.const 316) (i32.const {len}))
+        (if (call $set_input (i32.const 0) (i32.const 0) (i32.const 300)) (then unreachable))
+        (drop (call $compute (i32.const 0)))))"#,
+        len = N * 256
+    );
+    let module = rt.compile(wat.as_bytes()).unwrap();
+    let pre = rt.prepare(&module).unwrap();
+    // Long enough to set the input, about half the model's run.
+    let timeout_ms = (direct.as_millis() as u64 / 2).max(1);
+    let started = std::time::Instant::now();
+    let err = rt
+        .invoke(
+            &pre,
+            Invocation {
+                function: "t".into(),
+                args: vec!["t".into()],
+                env: Vec::new(),
+                stdin: Vec::new(),
+                limits: GuestLimits {
+                    memory_mib: 100,
+                    timeout_ms,
+                    fuel: None,
+                },
+                grants: Grants {
+                    models: vec![ModelGrant {
+                        name: "cnn".into(),
+                        version: None,
+                    }]
+                    .into(),
+                    allow_load: false,
+                    source: Arc::new(Cnn(cnn)),
+                },
+            },
+        )
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(err, InvokeError::Timeout { .. }), "{err}");
+    assert!(
+        elapsed < direct * 4 / 5,
+        "the call took {elapsed:?}; the model alone takes {direct:?}"
+    );
+}
