@@ -230,8 +230,10 @@ fn push_graph(memory: &mut [u8], nn: &mut NnCtx, model: Arc<Model>, graph_ptr: i
     Ok(())
 }
 
-/// `load(builders: *const (ptr, len), builders_len, encoding, target, graph: *mut u32)`.
-fn load(memory: &mut [u8], nn: &mut NnCtx, args: [i32; 5]) -> Code {
+/// `load(builders: *const (ptr, len), builders_len, encoding, target, graph: *mut u32)`,
+/// before the model is parsed: checks the arguments, counts the bytes against the budget and
+/// copies them out of guest memory.
+fn prepare_load(memory: &mut [u8], nn: &mut NnCtx, args: [i32; 5]) -> Result<Vec<u8>, NnErrno> {
     let [builders, count, encoding, target, graph_ptr] = args;
     range(memory, graph_ptr, 4)?;
     if !(0..=5).contains(&encoding) || !(0..=3).contains(&target) {
@@ -260,14 +262,55 @@ fn load(memory: &mut [u8], nn: &mut NnCtx, args: [i32; 5]) -> Code {
     }
     // The model bytes count against the call's budget for as long as it runs.
     nn.hold(0, len as usize)?;
-    let bytes = memory[model_range].to_vec();
-    let options = inference::LoadOptions::default();
-    let model = Model::load(bytes, &options).map_err(|e| {
-        tracing::debug!(error = %inference::error_chain(&e), "wasi-nn load: model refused");
-        nn.held -= len as usize;
-        NnErrno::InvalidEncoding
-    })?;
-    push_graph(memory, nn, Arc::new(model), graph_ptr)
+    Ok(memory[model_range].to_vec())
+}
+
+/// `load` as a host call: the model is parsed on tokio's blocking pool, so the call's deadline
+/// timer can end the call meanwhile.
+async fn load(caller: &mut Caller<'_, GuestState>, args: [i32; 5]) -> i32 {
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        tracing::debug!(
+            call = "load",
+            "wasi-nn call from a guest without a `memory` export"
+        );
+        return NnErrno::MissingMemory as i32;
+    };
+    let prepared = {
+        let (bytes, state) = memory.data_and_store_mut(&mut *caller);
+        prepare_load(bytes, &mut state.nn, args)
+    };
+    let result = match prepared {
+        Err(code) => Err(code),
+        Ok(model_bytes) => {
+            let len = model_bytes.len();
+            let options = inference::LoadOptions::default();
+            let parsed =
+                tokio::task::spawn_blocking(move || Model::load(model_bytes, &options)).await;
+            match parsed {
+                Ok(Ok(model)) => {
+                    let (bytes, state) = memory.data_and_store_mut(&mut *caller);
+                    push_graph(bytes, &mut state.nn, Arc::new(model), args[4])
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %inference::error_chain(&e), "wasi-nn load: model refused");
+                    caller.data_mut().nn.held -= len;
+                    Err(NnErrno::InvalidEncoding)
+                }
+                Err(_) => {
+                    tracing::warn!("wasi-nn load: the backend panicked");
+                    caller.data_mut().nn.held -= len;
+                    Err(NnErrno::InvalidEncoding)
+                }
+            }
+        }
+    };
+    match result {
+        Ok(()) => NnErrno::Success as i32,
+        Err(code) => {
+            tracing::debug!(call = "load", ?code, "wasi-nn call refused");
+            code as i32
+        }
+    }
 }
 
 /// `load_by_name(name, name_len, graph: *mut u32)`; `name` may be `model` or `model:version`.
@@ -507,12 +550,14 @@ fn get_output(memory: &mut [u8], nn: &mut NnCtx, args: [i32; 5]) -> Code {
 
 /// Defines the six functions of `wasi_ephemeral_nn` on `linker`.
 pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    linker.func_wrap(
+    linker.func_wrap_async(
         MODULE,
         "load",
-        |mut c: Caller<'_, GuestState>, a: i32, b: i32, e: i32, t: i32, g: i32| {
-            let code = with_memory(&mut c, "load", |m, nn| load(m, nn, [a, b, e, t, g]));
-            unless_late(&c, code)
+        |mut c: Caller<'_, GuestState>, (a, b, e, t, g): (i32, i32, i32, i32, i32)| {
+            Box::new(async move {
+                let code = load(&mut c, [a, b, e, t, g]).await;
+                unless_late(&c, code)
+            })
         },
     )?;
     linker.func_wrap(
