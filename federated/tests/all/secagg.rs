@@ -459,31 +459,43 @@ fn server_state_is_unchanged_by_messages_from_strangers_and_after_the_end() {
     check_exact(&out, &data);
 }
 
-#[test]
-fn a_share_that_does_not_open_drops_its_sender_not_the_round() {
-    let data = inputs(8, 16, 8);
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
-    // Client 3 sends client 5 a share with one flipped byte (the server cannot tell).
+/// Runs an honest round of `n` clients (threshold `t`, vectors of 8) in which `tamper`
+/// rewrites what clients send; checks the exact-sum invariant and returns the outcome.
+fn tampered_round(
+    n: u32,
+    t: usize,
+    seed: u64,
+    tamper: impl FnMut(Stage, ClientMsg) -> Vec<(ParticipantId, ClientMsg)>,
+) -> SecAggOutput {
+    let data = inputs(n, 8, seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
     let out = run_round(
-        params(4, None, 16),
+        params(t, None, 8),
         data.clone(),
         &mut rng,
         |_, _| false,
-        |_, mut m| {
-            if let ClientMsg::Shares {
-                from: 3,
-                ciphertexts,
-                ..
-            } = &mut m
-            {
-                let (_, c) = ciphertexts.iter_mut().find(|(to, _)| *to == 5).unwrap();
-                c[10] ^= 0x40;
-            }
-            vec![(m.from(), m)]
-        },
+        tamper,
     )
     .unwrap();
     check_exact(&out, &data);
+    out
+}
+
+#[test]
+fn a_share_that_does_not_open_drops_its_sender_not_the_round() {
+    // Client 3 sends client 5 a share with one flipped byte (the server cannot tell).
+    let out = tampered_round(8, 4, 8, |_, mut m| {
+        if let ClientMsg::Shares {
+            from: 3,
+            ciphertexts,
+            ..
+        } = &mut m
+        {
+            let (_, c) = ciphertexts.iter_mut().find(|(to, _)| *to == 5).unwrap();
+            c[10] ^= 0x40;
+        }
+        vec![(m.from(), m)]
+    });
     assert!(!out.survivors.contains(&3), "{out:?}");
     let (_, why) = out.dropped.iter().find(|(id, _)| *id == 3).unwrap();
     assert!(why.contains("did not open") && why.contains('5'), "{why}");
@@ -492,27 +504,17 @@ fn a_share_that_does_not_open_drops_its_sender_not_the_round() {
 
 #[test]
 fn a_forged_sender_id_drops_the_forger_not_the_victim() {
-    let data = inputs(6, 4, 10);
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let out = run_round(
-        params(3, None, 4),
-        data.clone(),
-        &mut rng,
-        |_, _| false,
-        |_, m| {
-            let sender = m.from();
-            let mut forged = m.clone();
-            if let ClientMsg::Keys { from, .. } = &mut forged {
-                if sender == 2 {
-                    *from = 3;
-                    return vec![(sender, forged)];
-                }
+    let out = tampered_round(6, 3, 10, |_, m| {
+        let sender = m.from();
+        let mut forged = m.clone();
+        if let ClientMsg::Keys { from, .. } = &mut forged {
+            if sender == 2 {
+                *from = 3;
+                return vec![(sender, forged)];
             }
-            vec![(sender, m)]
-        },
-    )
-    .unwrap();
-    check_exact(&out, &data);
+        }
+        vec![(sender, m)]
+    });
     assert!(
         out.survivors.contains(&3) && !out.survivors.contains(&2),
         "{out:?}"
@@ -522,27 +524,17 @@ fn a_forged_sender_id_drops_the_forger_not_the_victim() {
 #[test]
 fn a_wrong_share_from_one_holder_is_outvoted() {
     // Holder 0 (first in every share list) alters its share of client 1's seed, in range.
-    let data = inputs(12, 8, 12);
-    let mut rng = ChaCha8Rng::seed_from_u64(13);
-    let out = run_round(
-        params(6, None, 8),
-        data.clone(),
-        &mut rng,
-        |_, _| false,
-        |_, mut m| {
-            if let ClientMsg::Unmask {
-                from: 0,
-                seed_shares,
-                ..
-            } = &mut m
-            {
-                let (_, y) = seed_shares.iter_mut().find(|(w, _)| *w == 1).unwrap();
-                y[0] = (y[0] + 1) % shamir::PRIME;
-            }
-            vec![(m.from(), m)]
-        },
-    )
-    .unwrap();
-    check_exact(&out, &data);
+    let out = tampered_round(12, 6, 12, |_, mut m| {
+        if let ClientMsg::Unmask {
+            from: 0,
+            seed_shares,
+            ..
+        } = &mut m
+        {
+            let (_, y) = seed_shares.iter_mut().find(|(w, _)| *w == 1).unwrap();
+            y[0] = (y[0] + 1) % shamir::PRIME;
+        }
+        vec![(m.from(), m)]
+    });
     assert_eq!(out.survivors.len(), 12);
 }
