@@ -43,6 +43,22 @@ fn runtime() -> WasmRuntime {
     .unwrap()
 }
 
+/// A small runtime (4 instances, 64 MiB) with these wasi-nn limits.
+fn runtime_with_nn(nn: NnLimits) -> WasmRuntime {
+    WasmRuntime::new(RuntimeConfig {
+        max_instances: 4,
+        max_memory_mib: 64,
+        nn,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+/// `bytes` as a WAT data string (`\\xx` escapes).
+fn wat_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
 fn call(
     rt: &WasmRuntime,
     wat: &str,
@@ -345,18 +361,12 @@ fn nn_without_memory_is_missing_memory() {
 
 #[test]
 fn nn_load_takes_onnx_bytes_only_when_granted_and_checks_them() {
-    let rt = WasmRuntime::new(RuntimeConfig {
-        max_instances: 4,
-        max_memory_mib: 64,
-        nn: NnLimits {
-            max_model_bytes: 1 << 20,
-            ..RuntimeConfig::default().nn
-        },
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let rt = runtime_with_nn(NnLimits {
+        max_model_bytes: 1 << 20,
+        ..RuntimeConfig::default().nn
+    });
     let onnx = model_bytes("digits_mlp.onnx");
-    let escaped: String = onnx.iter().map(|b| format!("\\{b:02x}")).collect();
+    let escaped = wat_bytes(&onnx);
     // Builders at 0: (model at 65536, its length); at 16: (garbage at 32, 8 bytes); at 48:
     // (65536, 2 MiB); at 56: (model pointer out of bounds). Codes go to stdout as digits.
     let wat = format!(

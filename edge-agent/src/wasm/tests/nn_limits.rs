@@ -68,18 +68,12 @@ fn nn_host_memory_is_bounded_by_the_budget_and_inputs_must_fit_the_model() {
 
 #[test]
 fn nn_load_and_load_by_name_stop_at_max_graphs() {
-    let rt = WasmRuntime::new(RuntimeConfig {
-        max_instances: 4,
-        max_memory_mib: 64,
-        nn: NnLimits {
-            max_graphs: 1,
-            ..RuntimeConfig::default().nn
-        },
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let rt = runtime_with_nn(NnLimits {
+        max_graphs: 1,
+        ..RuntimeConfig::default().nn
+    });
     let onnx = model_bytes("digits_mlp.onnx");
-    let escaped: String = onnx.iter().map(|b| format!("\\{b:02x}")).collect();
+    let escaped = wat_bytes(&onnx);
     // Builder at 0: (model at 65536, its length). Load it twice (max_graphs is 1), then a
     // graph by name (also over max_graphs).
     let wat = format!(
