@@ -144,6 +144,12 @@ pub struct LimitsConfig {
     pub inference_threads: usize,
     /// Seconds to let in-flight requests finish at shutdown.
     pub shutdown_grace_secs: u64,
+    /// Memory all in-flight infer requests together may make the agent hold while their
+    /// tensors are decoded and computed, in bytes. A JSON request counts about 24 times its
+    /// body (parsed elements and typed tensors), a binary one about twice its tensor bytes.
+    pub max_inflight_request_bytes: usize,
+    /// How long a request waits for that memory before it gets 503, in milliseconds.
+    pub memory_wait_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -153,7 +159,59 @@ impl Default for LimitsConfig {
             max_model_bytes: 512 << 20,
             inference_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             shutdown_grace_secs: 30,
+            max_inflight_request_bytes: 1 << 30,
+            memory_wait_ms: 1_000,
         }
+    }
+}
+
+/// Checks that `value` lies in `range`; the error names the key and the allowed range.
+pub(crate) fn check_range<T>(
+    key: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), String>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{key}` is {value}, but must be between {} and {}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+impl LimitsConfig {
+    /// Checks every number; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        const GIB: usize = 1 << 30;
+        check_range(
+            "limits.max_request_bytes",
+            self.max_request_bytes,
+            1024..=4 * GIB,
+        )?;
+        check_range(
+            "limits.max_model_bytes",
+            self.max_model_bytes,
+            1024..=16 * GIB,
+        )?;
+        check_range("limits.inference_threads", self.inference_threads, 1..=1024)?;
+        check_range(
+            "limits.shutdown_grace_secs",
+            self.shutdown_grace_secs,
+            0..=3600,
+        )?;
+        check_range(
+            "limits.max_inflight_request_bytes",
+            self.max_inflight_request_bytes,
+            1 << 20..=1 << 40,
+        )?;
+        check_range("limits.memory_wait_ms", self.memory_wait_ms, 0..=60_000)?;
+        Ok(())
     }
 }
 
@@ -202,8 +260,16 @@ impl AgentConfig {
             let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
             set_path(&mut doc, &path, parse_env_value(&value));
         }
-        doc.try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        let config: Self = doc
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate().map_err(ConfigError::Invalid)?;
+        Ok(config)
+    }
+
+    /// Checks every number of every section; the message names the key and its range.
+    pub fn validate(&self) -> Result<(), String> {
+        self.limits.validate()
     }
 
     /// A commented example configuration.
@@ -273,6 +339,43 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert!(config.auth.dev_open);
         assert_eq!(config.limits.inference_threads, 3);
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_by_key() {
+        for (key, value, named) in [
+            (
+                "EDGE_AGENT__LIMITS__INFERENCE_THREADS",
+                "0",
+                "limits.inference_threads",
+            ),
+            (
+                "EDGE_AGENT__LIMITS__INFERENCE_THREADS",
+                "18446744073709551615",
+                "limits.inference_threads",
+            ),
+            (
+                "EDGE_AGENT__LIMITS__MAX_REQUEST_BYTES",
+                "0",
+                "limits.max_request_bytes",
+            ),
+            (
+                "EDGE_AGENT__LIMITS__MAX_INFLIGHT_REQUEST_BYTES",
+                "10",
+                "limits.max_inflight_request_bytes",
+            ),
+            (
+                "EDGE_AGENT__LIMITS__MEMORY_WAIT_MS",
+                "99999999",
+                "limits.memory_wait_ms",
+            ),
+        ] {
+            let err = AgentConfig::load(None, [(key.to_owned(), value.to_owned())])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
+        AgentConfig::default().validate().unwrap();
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The data dir could not be created.
     #[error("cannot create data dir `{path}`")]
     DataDir {
@@ -88,8 +91,10 @@ pub async fn build_state(
         path: config.data_dir.clone(),
         source,
     })?;
+    config.validate().map_err(StartError::Config)?;
     let store = Arc::new(SqliteStore::open(&config.data_dir.join("models.sqlite3"))?);
     let blobs = BlobStore::open(config.data_dir.join("blobs"))?;
+    collect_orphans("model", &*store, &blobs)?;
     let metrics = Metrics::new();
     let pool = InferencePool::new(config.limits.inference_threads);
     let repo = Repository::open(
@@ -116,12 +121,22 @@ pub async fn build_state(
         ..wasm::RuntimeConfig::default()
     })
     .map_err(|e| StartError::Wasm(format!("{e}")))?;
+    let function_store = Arc::new(SqliteStore::open(
+        &config.data_dir.join("functions.sqlite3"),
+    )?);
+    let function_blobs = BlobStore::open(config.data_dir.join("function-blobs"))?;
+    collect_orphans("function", &*function_store, &function_blobs)?;
+    let stale = storage::remove_artifact_temp_files(&config.data_dir.join("wasm-cache"));
+    if stale > 0 {
+        tracing::warn!(
+            files = stale,
+            "removed temp files of interrupted artifact writes"
+        );
+    }
     let functions = Functions::open(
         Arc::new(runtime),
-        Arc::new(SqliteStore::open(
-            &config.data_dir.join("functions.sqlite3"),
-        )?),
-        BlobStore::open(config.data_dir.join("function-blobs"))?,
+        function_store,
+        function_blobs,
         config.data_dir.join("wasm-cache"),
         repo.clone(),
         config.functions.clone(),
@@ -129,6 +144,10 @@ pub async fn build_state(
     )
     .await?;
     let auth = Auth::new(&config.auth, generated_token)?;
+    let request_memory = service::RequestMemory::new(
+        config.limits.max_inflight_request_bytes,
+        Duration::from_millis(config.limits.memory_wait_ms),
+    );
     Ok(AppState {
         repo,
         functions: Arc::new(functions),
@@ -137,7 +156,26 @@ pub async fn build_state(
         config: Arc::new(config),
         ready: Arc::new(AtomicBool::new(true)),
         request_ids: Arc::new(AtomicU64::new(1)),
+        request_memory,
     })
+}
+
+/// Removes blobs that a crash between writing them and recording them left unreferenced.
+fn collect_orphans(
+    kind: &str,
+    store: &dyn storage::ModelStore,
+    blobs: &BlobStore,
+) -> Result<(), StartError> {
+    let (files, bytes) = storage::collect_orphan_blobs(store, blobs)?;
+    if files > 0 {
+        tracing::warn!(
+            kind,
+            files,
+            bytes,
+            "removed unreferenced blobs left by an interrupted upload"
+        );
+    }
+    Ok(())
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight

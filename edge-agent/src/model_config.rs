@@ -4,6 +4,17 @@
 use inference::BackendKind;
 use serde::{Deserialize, Serialize};
 
+use crate::config::check_range;
+
+/// The most requests of one model computed at once.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// The most requests of one model that may wait.
+pub const MAX_QUEUE: usize = 1 << 20;
+/// The most threads one ONNX Runtime call may use.
+pub const MAX_THREADS: usize = 256;
+/// The largest merged batch.
+pub const MAX_BATCH_SIZE: usize = 1 << 16;
+
 /// How one model is served.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -58,21 +69,28 @@ impl Default for BatchingConfig {
 }
 
 impl ModelConfig {
-    /// Checks the numbers make sense; the message says which one does not.
+    /// Checks the numbers make sense; the message names the key and its range.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_concurrency == 0 {
-            return Err("max_concurrency must be at least 1".to_owned());
-        }
-        if self.intra_op_threads == 0 {
-            return Err("intra_op_threads must be at least 1".to_owned());
-        }
+        check_range("max_concurrency", self.max_concurrency, 1..=MAX_CONCURRENCY)?;
+        check_range("max_queue", self.max_queue, 0..=MAX_QUEUE)?;
+        check_range("intra_op_threads", self.intra_op_threads, 1..=MAX_THREADS)?;
+        check_range("description (bytes)", self.description.len(), 0..=4096)?;
         if let Some(b) = &self.batching {
-            if b.max_batch_size < 2 {
-                return Err("batching.max_batch_size must be at least 2".to_owned());
-            }
-            if b.max_queue_delay_us > 1_000_000 {
-                return Err("batching.max_queue_delay_us must be at most 1000000 (1 s)".to_owned());
-            }
+            check_range(
+                "batching.max_batch_size",
+                b.max_batch_size,
+                2..=MAX_BATCH_SIZE,
+            )?;
+            check_range(
+                "batching.max_queue_delay_us",
+                b.max_queue_delay_us,
+                0..=1_000_000,
+            )?;
+            check_range(
+                "batching.preferred_batch_sizes (count)",
+                b.preferred_batch_sizes.len(),
+                0..=64,
+            )?;
             if let Some(p) = b
                 .preferred_batch_sizes
                 .iter()
@@ -94,5 +112,70 @@ impl ModelConfig {
             .with_max_concurrency(self.max_concurrency);
         o.ort_library = ort_library.map(Into::into);
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_number_is_range_checked_by_key() {
+        let huge = usize::MAX;
+        let cases: Vec<(ModelConfig, &str)> = vec![
+            (
+                ModelConfig {
+                    max_concurrency: 0,
+                    ..Default::default()
+                },
+                "max_concurrency",
+            ),
+            (
+                ModelConfig {
+                    max_concurrency: huge,
+                    ..Default::default()
+                },
+                "max_concurrency",
+            ),
+            (
+                ModelConfig {
+                    max_queue: huge,
+                    ..Default::default()
+                },
+                "max_queue",
+            ),
+            (
+                ModelConfig {
+                    intra_op_threads: huge,
+                    ..Default::default()
+                },
+                "intra_op_threads",
+            ),
+            (
+                ModelConfig {
+                    batching: Some(BatchingConfig {
+                        max_batch_size: huge,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "batching.max_batch_size",
+            ),
+            (
+                ModelConfig {
+                    batching: Some(BatchingConfig {
+                        max_queue_delay_us: u64::MAX,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "batching.max_queue_delay_us",
+            ),
+        ];
+        for (config, key) in cases {
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        ModelConfig::default().validate().unwrap();
     }
 }

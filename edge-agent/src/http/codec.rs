@@ -6,6 +6,8 @@ use inference::{ElementType, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::flat::FlatData;
+
 /// The OIP datatype name of an element type.
 pub fn datatype(ty: ElementType) -> &'static str {
     match ty {
@@ -45,8 +47,8 @@ pub struct RequestInput {
     /// `binary_data_size` and others.
     #[serde(default)]
     pub parameters: Map<String, Value>,
-    /// Row-major data (nested arrays are flattened); absent for binary inputs.
-    pub data: Option<Value>,
+    /// Row-major data (nested arrays are flattened while parsing); absent for binary inputs.
+    pub data: Option<FlatData>,
 }
 
 /// An output an infer request asks for.
@@ -109,21 +111,6 @@ pub struct InferResponseBody {
     pub outputs: Vec<ResponseOutput>,
 }
 
-fn flatten(value: &Value, out: &mut Vec<Value>, depth: usize) -> Result<(), String> {
-    if depth > 32 {
-        return Err("data is nested too deeply".to_owned());
-    }
-    match value {
-        Value::Array(items) => {
-            for v in items {
-                flatten(v, out, depth + 1)?;
-            }
-        }
-        other => out.push(other.clone()),
-    }
-    Ok(())
-}
-
 /// The element count of a shape, refusing negative dimensions and overflow.
 pub fn element_count(name: &str, shape: &[i64]) -> Result<(Vec<usize>, usize), String> {
     let dims = shape
@@ -140,31 +127,42 @@ pub fn element_count(name: &str, shape: &[i64]) -> Result<(Vec<usize>, usize), S
     Ok((dims, count))
 }
 
-/// Decodes JSON `data` into a tensor of the declared datatype and shape.
+/// Decodes flattened JSON `data` into a tensor of the declared datatype and shape. The element
+/// count is compared with the data before anything of the shape's size is allocated.
 pub fn tensor_from_json(
     name: &str,
     ty: ElementType,
     shape: &[usize],
     count: usize,
-    data: &Value,
+    data: FlatData,
 ) -> Result<Tensor, String> {
-    let mut flat = Vec::with_capacity(count);
-    flatten(data, &mut flat, 0)?;
-    if flat.len() != count {
+    if data.len() != count {
         return Err(format!(
             "input `{name}`: shape {shape:?} needs {count} elements, but data has {}",
-            flat.len()
+            data.len()
         ));
     }
-    let bad = |i: usize, v: &Value| {
+    let bad = |i: usize, v: &dyn std::fmt::Display| {
         format!(
             "input `{name}`: element {i} ({v}) is not a valid {}",
             datatype(ty)
         )
     };
+    let wrong_kind = |data: &FlatData| {
+        format!(
+            "input `{name}`: data holds {}, but the datatype is {}",
+            data.kind(),
+            datatype(ty)
+        )
+    };
     macro_rules! ints {
         ($t:ty) => {{
-            let data = flat
+            let nums = match data {
+                FlatData::Numbers(n) => n,
+                FlatData::Empty => Vec::new(),
+                other => return Err(wrong_kind(&other)),
+            };
+            let data = nums
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
@@ -179,11 +177,12 @@ pub fn tensor_from_json(
     }
     macro_rules! floats {
         ($conv:expr) => {{
-            let data = flat
-                .iter()
-                .enumerate()
-                .map(|(i, v)| v.as_f64().map($conv).ok_or_else(|| bad(i, v)))
-                .collect::<Result<Vec<_>, _>>()?;
+            let nums = match data {
+                FlatData::Numbers(n) => n,
+                FlatData::Empty => Vec::new(),
+                other => return Err(wrong_kind(&other)),
+            };
+            let data: Vec<_> = nums.iter().map(|v| $conv(v.as_f64())).collect();
             Tensor::from_shape_vec(shape, data)
         }};
     }
@@ -196,25 +195,19 @@ pub fn tensor_from_json(
         ElementType::U16 => ints!(u16),
         ElementType::U32 => ints!(u32),
         ElementType::U64 => ints!(u64),
-        ElementType::F16 => floats!(|x: f64| f16::from_f64(x)),
+        ElementType::F16 => floats!(f16::from_f64),
         ElementType::F32 => floats!(|x: f64| x as f32),
         ElementType::F64 => floats!(|x: f64| x),
-        ElementType::Bool => {
-            let data = flat
-                .iter()
-                .enumerate()
-                .map(|(i, v)| v.as_bool().ok_or_else(|| bad(i, v)))
-                .collect::<Result<Vec<_>, _>>()?;
-            Tensor::from_shape_vec(shape, data)
-        }
-        ElementType::String => {
-            let data = flat
-                .iter()
-                .enumerate()
-                .map(|(i, v)| v.as_str().map(str::to_owned).ok_or_else(|| bad(i, v)))
-                .collect::<Result<Vec<_>, _>>()?;
-            Tensor::from_shape_vec(shape, data)
-        }
+        ElementType::Bool => match data {
+            FlatData::Bools(b) => Tensor::from_shape_vec(shape, b),
+            FlatData::Empty => Tensor::from_shape_vec(shape, Vec::<bool>::new()),
+            other => return Err(wrong_kind(&other)),
+        },
+        ElementType::String => match data {
+            FlatData::Strings(s) => Tensor::from_shape_vec(shape, s),
+            FlatData::Empty => Tensor::from_shape_vec(shape, Vec::<String>::new()),
+            other => return Err(wrong_kind(&other)),
+        },
     };
     tensor.map_err(|e| format!("input `{name}`: {e}"))
 }
@@ -254,7 +247,14 @@ pub fn tensor_from_binary(
         return Tensor::from_le_bytes(ty, shape, raw)
             .map_err(|e| format!("input `{name}`: binary_data_size is {}, but {e}", raw.len()));
     }
-    let mut items = Vec::with_capacity(count.min(1 << 20));
+    if count > raw.len() / 4 {
+        return Err(format!(
+            "input `{name}`: shape {shape:?} needs {count} BYTES elements, but {} bytes hold at most {}",
+            raw.len(),
+            raw.len() / 4
+        ));
+    }
+    let mut items = Vec::with_capacity(count);
     let mut rest = raw;
     while !rest.is_empty() {
         let (len, tail) = rest
@@ -297,6 +297,10 @@ pub fn tensor_to_binary(t: &Tensor) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn flat(v: Value) -> FlatData {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn json_round_trips_every_type_and_checks_counts() {
         for ty in ElementType::ALL {
@@ -305,21 +309,33 @@ mod tests {
                 ElementType::String => serde_json::json!(["a", "b", "c", "d"]),
                 _ => serde_json::json!([1, 2, 3, 4]),
             };
-            let t = tensor_from_json("x", ty, &[2, 2], 4, &data).unwrap();
+            let t = tensor_from_json("x", ty, &[2, 2], 4, flat(data)).unwrap();
             assert_eq!(t.element_type(), ty);
-            let back = tensor_from_json("x", ty, &[2, 2], 4, &tensor_to_json(&t)).unwrap();
+            let back = tensor_from_json("x", ty, &[2, 2], 4, flat(tensor_to_json(&t))).unwrap();
             assert_eq!(back, t);
             let bin = tensor_from_binary("x", ty, &[2, 2], 4, &tensor_to_binary(&t)).unwrap();
             assert_eq!(bin, t, "{ty}");
         }
-        let err = tensor_from_json("x", ElementType::U8, &[2], 2, &serde_json::json!([1, 300]))
-            .unwrap_err();
+        let err = tensor_from_json(
+            "x",
+            ElementType::U8,
+            &[2],
+            2,
+            flat(serde_json::json!([1, 300])),
+        )
+        .unwrap_err();
         assert!(
             err.contains("element 1 (300) is not a valid UINT8"),
             "{err}"
         );
-        let err = tensor_from_json("x", ElementType::F32, &[3], 3, &serde_json::json!([1, 2]))
-            .unwrap_err();
+        let err = tensor_from_json(
+            "x",
+            ElementType::F32,
+            &[3],
+            3,
+            flat(serde_json::json!([1, 2])),
+        )
+        .unwrap_err();
         assert!(err.contains("needs 3 elements"), "{err}");
     }
 

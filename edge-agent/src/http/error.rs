@@ -4,7 +4,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::service::{CallError, InferError, RepositoryError};
+use crate::service::{CallError, InferError, MemoryError, RepositoryError};
 use crate::wasm::InvokeError;
 
 /// An HTTP error with its JSON body.
@@ -116,6 +116,19 @@ impl From<InferError> for ApiError {
     }
 }
 
+impl From<MemoryError> for ApiError {
+    fn from(e: MemoryError) -> Self {
+        let message = e.to_string();
+        match e {
+            MemoryError::TooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, message),
+            MemoryError::Busy { .. } => Self {
+                retry_after: Some(1),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
+        }
+    }
+}
+
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(r: axum::extract::rejection::BytesRejection) -> Self {
         let status = r.status();
@@ -166,4 +179,46 @@ impl From<CallError> for ApiError {
             CallError::Invoke(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, message),
         }
     }
+}
+
+/// The most bytes of a non-JSON error body that [`json_errors`] wraps; longer text is cut.
+const MAX_WRAPPED_ERROR: usize = 4096;
+
+/// Makes every error response JSON: axum's own rejections (a path that is not UTF-8, a method
+/// the route does not serve, a malformed query) answer `text/plain`; this wraps their text as
+/// `{"error": "..."}`. A function's own response (marked `x-function`) is left as the guest
+/// wrote it.
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json
+        || response.headers().contains_key("x-function")
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_WRAPPED_ERROR).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned(),
+    };
+    let body = serde_json::to_vec(&serde_json::json!({ "error": text }))
+        .unwrap_or_else(|_| br#"{"error":"request failed"}"#.to_vec());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
 }

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::codec::{self, InferRequestBody, InferResponseBody, ResponseOutput};
 use super::error::ApiError;
+use super::flat::JSON_MEMORY_FACTOR;
 use super::AppState;
 use crate::service::{InferError, InferRequest, LoadedModel};
 
@@ -114,8 +115,9 @@ struct Decoded {
     binary_outputs: Vec<String>,
 }
 
-fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded, ApiError> {
-    let (json_part, mut binary) = match headers.get(HEADER_LENGTH) {
+/// Splits a body into its JSON header and the binary tensor data after it.
+fn split_body<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), ApiError> {
+    Ok(match headers.get(HEADER_LENGTH) {
         Some(v) => {
             let n: usize = v
                 .to_str()
@@ -133,11 +135,23 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded, ApiError> {
             body.split_at(n)
         }
         None => (body, &[][..]),
-    };
+    })
+}
+
+/// The memory decoding and computing this body may make the agent hold: see
+/// [`JSON_MEMORY_FACTOR`]; binary tensor bytes count twice (the body and the tensor).
+fn memory_needed(json_part: &[u8], binary: &[u8]) -> usize {
+    json_part
+        .len()
+        .saturating_mul(JSON_MEMORY_FACTOR)
+        .saturating_add(binary.len().saturating_mul(2))
+}
+
+fn decode(json_part: &[u8], mut binary: &[u8]) -> Result<Decoded, ApiError> {
     let request: InferRequestBody = serde_json::from_slice(json_part)
         .map_err(|e| ApiError::bad_request(format!("malformed infer request JSON: {e}")))?;
     let mut inputs = Vec::with_capacity(request.inputs.len());
-    for input in request.inputs {
+    for mut input in request.inputs {
         let ty = codec::element_type(&input.datatype).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "input `{}`: unknown datatype `{}`; use BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64 or BYTES",
@@ -169,7 +183,7 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded, ApiError> {
                 codec::tensor_from_binary(&input.name, ty, &shape, count, raw)
             }
             None => {
-                let data = input.data.as_ref().ok_or_else(|| {
+                let data = input.data.take().ok_or_else(|| {
                     ApiError::bad_request(format!(
                         "input `{}` has neither `data` nor parameters.binary_data_size",
                         input.name
@@ -217,7 +231,25 @@ async fn run(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (name, version) = (loaded.name.clone(), loaded.version);
-    let decoded = match decode(headers, &body) {
+    let (json_part, binary) = match split_body(headers, &body) {
+        Ok(parts) => parts,
+        Err(e) => {
+            state.metrics.count_request(&name, version, "invalid");
+            return Err(e);
+        }
+    };
+    let memory = state
+        .request_memory
+        .reserve(memory_needed(json_part, binary))
+        .await;
+    let _memory = match memory {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics.count_request(&name, version, "overloaded");
+            return Err(e.into());
+        }
+    };
+    let decoded = match decode(json_part, binary) {
         Ok(d) => d,
         Err(e) => {
             state.metrics.count_request(&name, version, "invalid");
@@ -281,3 +313,7 @@ async fn run(
         .insert(HEADER_LENGTH, HeaderValue::from(header_len));
     Ok(response)
 }
+
+#[cfg(test)]
+#[path = "inference_tests.rs"]
+mod tests;

@@ -3,6 +3,7 @@
 mod auth;
 mod codec;
 mod error;
+mod flat;
 mod functions;
 mod health;
 mod inference;
@@ -22,7 +23,7 @@ pub use error::ApiError;
 
 use crate::config::AgentConfig;
 use crate::metrics::Metrics;
-use crate::service::{Functions, Repository};
+use crate::service::{Functions, Repository, RequestMemory};
 
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone, Debug)]
@@ -41,6 +42,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Source of request ids.
     pub request_ids: Arc<AtomicU64>,
+    /// The memory budget of in-flight infer requests.
+    pub request_memory: RequestMemory,
 }
 
 /// The whole API as a router.
@@ -125,6 +128,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin_routes)
         .merge(open_routes)
         .fallback(functions::routed)
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observability::track,

@@ -4,6 +4,7 @@
 mod batcher;
 mod functions;
 mod manifest;
+mod memory;
 mod pool;
 mod repository;
 mod runner;
@@ -13,6 +14,7 @@ pub use functions::{
     LoadedFunction,
 };
 pub use manifest::{FunctionManifest, FunctionRoute};
+pub use memory::{MemoryError, RequestMemory, Reservation};
 pub use pool::InferencePool;
 pub use repository::{
     validate_name, ModelSource, ModelSummary, PushRequest, Repository, RepositoryError,

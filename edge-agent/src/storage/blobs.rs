@@ -73,6 +73,34 @@ impl BlobStore {
         Ok(bytes)
     }
 
+    /// Removes every blob whose digest `keep` does not hold (a crash between writing a blob and
+    /// recording it leaves one that nothing refers to); returns how many files and bytes went.
+    /// Only files named like a blob are considered.
+    pub fn retain(
+        &self,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<(usize, u64), StoreError> {
+        let mut removed = (0, 0);
+        for entry in std::fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_blob = name.len() == 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !is_blob || keep.contains(&name) {
+                continue;
+            }
+            let size = entry.metadata().map_or(0, |m| m.len());
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(io(&path))?;
+            removed = (removed.0 + 1, removed.1 + size);
+        }
+        Ok(removed)
+    }
+
     /// Removes a blob; a missing one is fine.
     pub fn remove(&self, sha256: &str) -> Result<(), StoreError> {
         let path = self.path(sha256);
@@ -98,5 +126,23 @@ mod tests {
         assert!(store.get(&sha).is_err());
         store.remove(&sha).unwrap();
         store.remove(&sha).unwrap();
+    }
+
+    #[test]
+    fn retain_removes_only_unreferenced_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let kept = store.put(b"kept").unwrap();
+        let orphan = store.put(b"orphan").unwrap();
+        std::fs::write(dir.path().join("README"), b"not a blob").unwrap();
+        std::fs::write(dir.path().join(".tmp-abc-1"), b"crash leftover").unwrap();
+        let keep = [kept.clone()].into_iter().collect();
+        assert_eq!(store.retain(&keep).unwrap(), (1, 6));
+        assert_eq!(store.get(&kept).unwrap(), b"kept");
+        assert!(store.get(&orphan).is_err());
+        assert!(dir.path().join("README").exists());
+        drop(store);
+        BlobStore::open(dir.path()).unwrap();
+        assert!(!dir.path().join(".tmp-abc-1").exists());
     }
 }

@@ -6,6 +6,39 @@ mod sqlite;
 pub use blobs::BlobStore;
 pub use sqlite::SqliteStore;
 
+/// Removes the blobs no stored version refers to (see [`BlobStore::retain`]); run at start-up,
+/// before anything can push. Returns how many files and bytes went.
+pub fn collect_orphan_blobs(
+    store: &dyn ModelStore,
+    blobs: &BlobStore,
+) -> Result<(usize, u64), StoreError> {
+    let keep = store
+        .models()?
+        .into_iter()
+        .flat_map(|m| m.versions.into_iter().map(|v| v.sha256))
+        .collect();
+    blobs.retain(&keep)
+}
+
+/// Removes the temp files an interrupted artifact write left in `dir` (`<name>.tmp<pid>`);
+/// a missing directory is fine. Returns how many went.
+pub fn remove_artifact_temp_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let path = e.path();
+            path.extension()
+                .and_then(|x| x.to_str())
+                .and_then(|x| x.strip_prefix("tmp"))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+                && std::fs::remove_file(&path).is_ok()
+        })
+        .count()
+}
+
 /// A stored version of a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRecord {

@@ -5,6 +5,8 @@ mod auth;
 mod batching;
 mod functions;
 mod guests;
+mod hostile;
+mod hostile_process;
 mod inference;
 mod lifecycle;
 mod observability;

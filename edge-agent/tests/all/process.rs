@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 
 use crate::support::{digits, mlp_request, ADMIN};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -19,7 +19,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(config: &std::path::Path) -> Child {
+pub(crate) async fn start(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_edge-agent"))
         .args(["serve", "--config"])
         .arg(config)
@@ -31,7 +31,7 @@ async fn start(config: &std::path::Path) -> Child {
         .unwrap()
 }
 
-async fn wait_ready(client: &reqwest::Client, url: &str) {
+pub(crate) async fn wait_ready(client: &reqwest::Client, url: &str) {
     for _ in 0..200 {
         if let Ok(r) = client.get(format!("{url}/v2/health/ready")).send().await {
             if r.status() == 200 {
@@ -45,7 +45,7 @@ async fn wait_ready(client: &reqwest::Client, url: &str) {
 
 /// Writes a config file listening on a free port with its data in `dir`, plus `extra` TOML;
 /// returns its path and the agent's URL.
-fn write_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, String) {
+pub(crate) fn write_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, String) {
     let port = free_port();
     let config = dir.join("agent.toml");
     std::fs::write(
