@@ -150,7 +150,7 @@ pub fn tensor_from_json(
     };
     let wrong_kind = |data: &FlatData| {
         format!(
-            "input `{name}`: data holds {}, but the datatype is {}",
+            "input `{name}`: data holds {}, and element 0 is not a valid {}",
             data.kind(),
             datatype(ty)
         )
