@@ -178,4 +178,68 @@ mod tests {
         }
         ModelConfig::default().validate().unwrap();
     }
+
+    use proptest::prelude::*;
+
+    /// Mostly ordinary numbers, sometimes the ones that once overflowed a semaphore.
+    fn number() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            6 => (1u64..5).prop_map(serde_json::Value::from),
+            1 => Just(serde_json::Value::from(u64::MAX)),
+            1 => Just(serde_json::Value::from(usize::MAX >> 3)),
+            1 => Just(serde_json::Value::from(1u64 << 32)),
+            1 => Just(serde_json::Value::from(0)),
+            1 => Just(serde_json::Value::from(-1)),
+            1 => Just(serde_json::Value::from(1e300)),
+        ]
+    }
+
+    fn config_json() -> impl Strategy<Value = serde_json::Value> {
+        let batching =
+            prop::option::of((number(), number(), prop::collection::vec(number(), 0..3)));
+        (number(), number(), number(), batching).prop_map(|(c, q, t, b)| {
+            let mut v = serde_json::json!({
+                "max_concurrency": c, "max_queue": q, "intra_op_threads": t,
+            });
+            if let Some((size, delay, preferred)) = b {
+                v["batching"] = serde_json::json!({
+                    "max_batch_size": size, "max_queue_delay_us": delay,
+                    "preferred_batch_sizes": preferred,
+                });
+            }
+            v
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// A pushed config with hostile numbers is refused (by key) or served: a config that
+        /// validates never panics the model's scheduler (semaphores, queues, batcher).
+        #[test]
+        fn hostile_configs_are_refused_or_served(v in config_json()) {
+            let Ok(config) = serde_json::from_value::<ModelConfig>(v) else {
+                return Ok(());
+            };
+            if config.validate().is_err() {
+                return Ok(());
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let model = inference::Model::load(
+                    inference::test_support::identity_model(inference::ElementType::F32),
+                    &config.load_options(None),
+                )
+                .unwrap();
+                crate::service::LoadedModel::new(
+                    "m".into(),
+                    1,
+                    config,
+                    model,
+                    crate::service::InferencePool::new(1),
+                    crate::metrics::Metrics::new(),
+                );
+            });
+        }
+    }
 }
