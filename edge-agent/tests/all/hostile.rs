@@ -143,3 +143,112 @@ async fn blobs_left_by_an_interrupted_push_are_collected_at_start() {
     assert!(blobs.join(&kept[0]).exists(), "the referenced blob stays");
     assert_serving(&agent).await;
 }
+
+/// A valid multipart push body: the model part and a config part.
+fn multipart_body(boundary: &str, model: &[u8], config: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"model\"; filename=\"m.onnx\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(model);
+    body.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"config\"\r\n\r\n{config}\r\n--{boundary}--\r\n"
+        )
+        .as_bytes(),
+    );
+    body
+}
+
+/// How a fuzz case mangles a valid upload.
+#[derive(Debug, Clone)]
+enum Mangle {
+    Truncate(usize),
+    Flip(Vec<(usize, u8)>),
+    Insert(usize, Vec<u8>),
+    ManyParts(usize),
+    WrongBoundary,
+}
+
+fn mangle() -> impl proptest::strategy::Strategy<Value = Mangle> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<usize>().prop_map(Mangle::Truncate),
+        prop::collection::vec((any::<usize>(), any::<u8>()), 1..8).prop_map(Mangle::Flip),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..64))
+            .prop_map(|(at, b)| Mangle::Insert(at, b)),
+        (1usize..2000).prop_map(Mangle::ManyParts),
+        Just(Mangle::WrongBoundary),
+    ]
+}
+
+#[test]
+fn mangled_multipart_uploads_get_4xx_and_never_5xx() {
+    use proptest::test_runner::{Config, TestRunner};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let agent = rt.block_on(async {
+        let agent = Agent::start().await;
+        agent.push("digits", 1, "digits_mlp.onnx", json!({})).await;
+        agent
+    });
+    let model = model_bytes("digits_mlp.onnx");
+    let boundary = "fuzzBoundary7";
+    let valid = multipart_body(boundary, &model, r#"{"max_queue": 8}"#);
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        ..Config::default()
+    });
+    let case = std::sync::atomic::AtomicU64::new(0);
+    runner
+        .run(&mangle(), |m| {
+            let case = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let mut body = valid.clone();
+            let mut content_type = format!("multipart/form-data; boundary={boundary}");
+            match &m {
+                Mangle::Truncate(at) => body.truncate(at % body.len()),
+                Mangle::Flip(flips) => {
+                    for (at, b) in flips {
+                        let i = at % body.len();
+                        body[i] ^= b | 1;
+                    }
+                }
+                Mangle::Insert(at, bytes) => {
+                    let i = at % body.len();
+                    body.splice(i..i, bytes.iter().copied());
+                }
+                Mangle::ManyParts(n) => {
+                    let mut parts = Vec::new();
+                    for i in 0..*n {
+                        parts.extend_from_slice(
+                            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"x{i}\"\r\n\r\nv\r\n")
+                                .as_bytes(),
+                        );
+                    }
+                    parts.extend_from_slice(&body);
+                    body = parts;
+                }
+                Mangle::WrongBoundary => content_type = "multipart/form-data; boundary=other".into(),
+            }
+            let status = rt.block_on(async {
+                agent
+                    .admin(reqwest::Method::PUT, &format!("/v1/models/fuzz/versions/{case}"))
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            });
+            assert!(
+                status.is_client_error() || status == 201,
+                "{m:?}: got {status}"
+            );
+            Ok(())
+        })
+        .unwrap();
+    rt.block_on(assert_serving(&agent));
+}
