@@ -7,6 +7,8 @@ mod functions;
 mod guests;
 mod inference;
 mod lifecycle;
+mod model_rules;
+mod no_phone_home;
 mod observability;
 mod process;
 mod repository;
