@@ -2,12 +2,17 @@
 #   cc       the linker rustc calls, and the C compiler tract's kernels need (gcc)
 #   python3  with venv, when the caller sets NEED_PYTHON=1 (tests and benches only)
 #   curl     when the caller sets NEED_CURL=1 (the demo)
+#   strace   when the caller sets NEED_STRACE=1 (tests: the agent's syscalls are checked for
+#            network and file access, e.g. ONNX Runtime's telemetry)
 _missing=()
 command -v cc >/dev/null 2>&1 || _missing+=(gcc libc6-dev)
 if [ "${NEED_PYTHON:-0}" = 1 ]; then
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
         _missing+=(python3 python3-venv python3-pip)
     fi
+fi
+if [ "${NEED_STRACE:-0}" = 1 ]; then
+    command -v strace >/dev/null 2>&1 || _missing+=(strace)
 fi
 if [ "${NEED_CURL:-0}" = 1 ]; then
     command -v curl >/dev/null 2>&1 || _missing+=(curl ca-certificates)

@@ -1,6 +1,7 @@
 # Sourced by scripts/test.sh and scripts/bench.sh: prepares what the tests need outside cargo and
 # exports where it is. Idempotent; the second run takes a second.
 #
+#   strace                       (Debian package) for the agent's no-telemetry test
 #   .venv/                       pinned numpy, onnx, onnxruntime (tests/requirements.txt)
 #   ORT_DYLIB_PATH               the wheel's libonnxruntime.so.1.*
 #   EDGE_ML_OLD_ORT_DYLIB        ONNX Runtime 1.22, too old on purpose, for the refusal test
@@ -12,7 +13,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="$root/.cache"
 mkdir -p "$cache"
 
-NEED_PYTHON=1 source "$root/scripts/debian-deps.sh"
+NEED_PYTHON=1 NEED_STRACE=1 source "$root/scripts/debian-deps.sh"
 
 if [ ! -x "$root/.venv/bin/python" ]; then
     echo "==> creating .venv"

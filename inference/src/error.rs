@@ -36,6 +36,18 @@ pub enum Error {
         #[source]
         source: Option<BackendError>,
     },
+    /// A tensor of the model keeps its data in an external file: refused unless the caller
+    /// named a directory for it ([`crate::LoadOptions::external_data_dir`]) and the file lies
+    /// safely inside it.
+    #[error("{tensor} keeps its data in an external file (`{location}`): {reason}")]
+    ExternalData {
+        /// Which tensor, and where in the model, e.g. ``initializer `w` ``.
+        tensor: String,
+        /// The `location` the model gives.
+        location: String,
+        /// Why it is refused, and what to do.
+        reason: String,
+    },
     /// A serialized tensor (an ONNX `TensorProto`) is malformed or of an unserved type.
     #[error("invalid tensor: {0}")]
     InvalidTensor(String),

@@ -29,13 +29,17 @@
 
 mod backend;
 mod error;
+mod external_data;
+mod graph_checks;
 mod metadata;
 mod model;
 mod options;
 mod tensor;
 mod tensor_proto;
 
-pub use backend::ort::ORT_DYLIB_ENV;
+pub use backend::ort::{
+    harden_ort_environment, LOAD_CONFIG_FROM_MODEL_ENV, ORT_DYLIB_ENV, TELEMETRY_OFF_ENV,
+};
 pub use backend::{Backend, BackendKind, OrtBackend, OrtRuntime, TractBackend, UnknownBackend};
 pub use error::{error_chain, BackendError, Error};
 pub use metadata::{Dim, ModelMetadata, Opset, TensorInfo};

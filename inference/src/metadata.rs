@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::path::Path;
 
 use prost::Message;
 use serde::{Serialize, Serializer};
@@ -10,6 +11,7 @@ use tract_onnx::pb;
 
 use crate::error::Error;
 use crate::tensor::{onnx_type_name, ElementType};
+use crate::{external_data, graph_checks};
 
 /// One dimension of a declared shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -147,13 +149,24 @@ impl ModelMetadata {
     }
 }
 
+/// A decoded, checked model.
+pub(crate) struct Parsed {
+    /// The protobuf, with any external data inlined.
+    pub(crate) proto: pb::ModelProto,
+    /// What it declares.
+    pub(crate) metadata: ModelMetadata,
+    /// Whether external data was inlined, so that the original bytes no longer describe it.
+    pub(crate) inlined: bool,
+}
+
 /// Decodes model bytes and checks what both backends need: a graph, typed tensor inputs and
-/// outputs, and nodes whose inputs are all defined.
-pub(crate) fn parse(bytes: &[u8]) -> Result<(pb::ModelProto, ModelMetadata), Error> {
+/// outputs, distinct names, nodes whose inputs are all defined and whose domains are imported,
+/// and no external data unless `external_data_dir` is given (then it is inlined from there).
+pub(crate) fn parse(bytes: &[u8], external_data_dir: Option<&Path>) -> Result<Parsed, Error> {
     if bytes.is_empty() {
         return Err(Error::invalid("the model is empty (0 bytes)"));
     }
-    let proto = pb::ModelProto::decode(bytes).map_err(|e| {
+    let mut proto = pb::ModelProto::decode(bytes).map_err(|e| {
         Error::invalid(format!(
             "protobuf decoding failed ({e}); is the file truncated or not ONNX?"
         ))
@@ -165,7 +178,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(pb::ModelProto, ModelMetadata), Err
     if graph.node.is_empty() && graph.output.is_empty() {
         return Err(Error::invalid("the graph has no nodes and no outputs"));
     }
+    graph_checks::check_unique_names(graph)?;
     check_references(graph)?;
+    graph_checks::check_opset_imports(&proto)?;
 
     let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs = graph
@@ -205,7 +220,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(pb::ModelProto, ModelMetadata), Err
         byte_size: bytes.len(),
         sha256: hex::encode(Sha256::digest(bytes)),
     };
-    Ok((proto, metadata))
+    let inlined = external_data::resolve(&mut proto, external_data_dir)?;
+    Ok(Parsed {
+        proto,
+        metadata,
+        inlined,
+    })
 }
 
 fn qualified_op(node: &pb::NodeProto) -> String {
@@ -302,8 +322,10 @@ mod tests {
 
     #[test]
     fn garbage_and_empty_bytes_are_invalid_models() {
-        assert!(matches!(parse(&[]), Err(Error::InvalidModel { .. })));
-        let err = parse(&[0xff, 0xff, 0xff, 0x07, 0x01]).unwrap_err();
+        assert!(matches!(parse(&[], None), Err(Error::InvalidModel { .. })));
+        let Err(err) = parse(&[0xff, 0xff, 0xff, 0x07, 0x01], None) else {
+            panic!("garbage parsed")
+        };
         assert!(err.to_string().contains("not a valid ONNX model"), "{err}");
     }
 

@@ -4,8 +4,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use prost::Message;
+
 use crate::backend::{Backend, BackendKind, OrtBackend, TractBackend};
 use crate::error::Error;
+use crate::graph_checks;
 use crate::metadata::{self, Dim, ModelMetadata, TensorInfo};
 use crate::options::LoadOptions;
 use crate::tensor::Tensor;
@@ -68,14 +71,29 @@ impl IntoIterator for Outputs {
 impl Model {
     /// Loads a model from ONNX bytes on the backend the options name.
     ///
-    /// Malformed bytes, a graph that reads an undefined tensor, an input or output of an
-    /// unsupported type, and operators the backend lacks are all errors that say what is wrong.
+    /// Malformed bytes, a graph that reads an undefined tensor or defines a name twice, an input
+    /// or output of an unsupported type, operators the backend lacks or from a domain it does
+    /// not implement, and tensors kept in external files (unless
+    /// [`LoadOptions::external_data_dir`] allows them) are all errors that say what is wrong.
     pub fn load(bytes: impl Into<Arc<[u8]>>, options: &LoadOptions) -> Result<Self, Error> {
         let bytes: Arc<[u8]> = bytes.into();
-        let (proto, metadata) = metadata::parse(&bytes)?;
+        let metadata::Parsed {
+            proto,
+            metadata,
+            inlined,
+        } = metadata::parse(&bytes, options.external_data_dir.as_deref())?;
+        graph_checks::check_domains(&proto, options.backend)?;
         let backend: Box<dyn Backend> = match options.backend {
             BackendKind::Tract => Box::new(TractBackend::load(&proto, &metadata)?),
-            BackendKind::Ort => Box::new(OrtBackend::load(bytes, &metadata, options)?),
+            BackendKind::Ort => {
+                // ONNX Runtime gets the model with its external data inlined, never a location.
+                let bytes = if inlined {
+                    Arc::from(proto.encode_to_vec())
+                } else {
+                    bytes
+                };
+                Box::new(OrtBackend::load(bytes, &metadata, options)?)
+            }
         };
         tracing::debug!(
             backend = %options.backend,
@@ -97,9 +115,10 @@ impl Model {
         Self::load(bytes, options)
     }
 
-    /// Reads a model's metadata without loading it on any backend.
+    /// Reads a model's metadata without loading it on any backend. A model that keeps
+    /// tensors in external files is refused, as [`Model::load`] refuses it by default.
     pub fn inspect(bytes: &[u8]) -> Result<ModelMetadata, Error> {
-        metadata::parse(bytes).map(|(_, m)| m)
+        metadata::parse(bytes, None).map(|p| p.metadata)
     }
 
     /// What the model declares.

@@ -17,6 +17,13 @@ pub struct LoadOptions {
     pub max_concurrency: usize,
     /// Path of the ONNX Runtime shared library; when `None`, `ORT_DYLIB_PATH` is read.
     pub ort_library: Option<PathBuf>,
+    /// Where tensors kept outside the model file (ONNX external data) may be read from.
+    /// Default `None`: such models are refused, so a model can never make a backend read a
+    /// file. When set, each `location` must be a relative path of plain names (no `..`, not
+    /// absolute) to a regular file inside this directory, reached through no symlink, and its
+    /// `offset`/`length` must lie within the file; the bytes are read here and inlined into
+    /// the model before any backend sees it.
+    pub external_data_dir: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -26,6 +33,7 @@ impl Default for LoadOptions {
             intra_op_threads: 1,
             max_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ort_library: None,
+            external_data_dir: None,
         }
     }
 }
@@ -48,6 +56,12 @@ impl LoadOptions {
     /// Sets how many calls may run at once.
     pub fn with_max_concurrency(mut self, calls: usize) -> Self {
         self.max_concurrency = calls.max(1);
+        self
+    }
+
+    /// Allows external data, read from inside `dir`; see [`LoadOptions::external_data_dir`].
+    pub fn with_external_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.external_data_dir = Some(dir.into());
         self
     }
 

@@ -60,6 +60,24 @@ pub fn setup_var(var: &str, test: &str, must_be_file: bool) -> Option<String> {
     None
 }
 
+/// The path of a program found on `PATH`, or `None` after printing why `test` skips. Panics
+/// when the setup is required (`EDGE_ML_REQUIRE_ORT` or `CI` set) but the program is missing.
+pub fn program(name: &str, test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_some() {
+        return found;
+    }
+    if required() {
+        panic!("{test}: this test is required here but `{name}` is not on PATH; run scripts/test.sh, which installs it");
+    }
+    eprintln!("skipping {test}: `{name}` is not on PATH (scripts/test.sh installs it)");
+    None
+}
+
 /// The ONNX Runtime library from `ORT_DYLIB_PATH`, or `None` after printing why the caller
 /// skips; see [`setup_var`].
 pub fn ort_library(test: &str) -> Option<PathBuf> {
@@ -150,4 +168,39 @@ pub fn f32_initializer(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProt
         name: name.to_owned(),
         ..Default::default()
     }
+}
+
+/// `y = Add(x, w)` over float32[4], where the initializer `w` keeps its data in an external
+/// file: `location` plus the other `external_data` entries given (`offset`, `length`).
+pub fn external_data_model(location: &str, entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut w = pb::TensorProto {
+        dims: vec![4],
+        data_type: ElementType::F32.onnx_code(),
+        name: "w".to_owned(),
+        data_location: Some(pb::tensor_proto::DataLocation::External as i32),
+        ..Default::default()
+    };
+    w.external_data = std::iter::once(("location", location))
+        .chain(entries.iter().copied())
+        .map(|(key, value)| pb::StringStringEntryProto {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
+        .collect();
+    model(
+        vec![node("Add", &["x", "w"], &["y"])],
+        vec![value_info("x", ElementType::F32, &[Some(4)])],
+        vec![value_info("y", ElementType::F32, &[Some(4)])],
+        vec![w],
+    )
+}
+
+/// The model `bytes` with one more operator set imported.
+pub fn with_opset(bytes: &[u8], domain: &str, version: i64) -> Vec<u8> {
+    let mut proto = pb::ModelProto::decode(bytes).expect("an ONNX model");
+    proto.opset_import.push(pb::OperatorSetIdProto {
+        domain: domain.to_owned(),
+        version,
+    });
+    proto.encode_to_vec()
 }

@@ -57,6 +57,8 @@ fn parse_backend(s: &str) -> Result<BackendKind, String> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: ONNX Runtime reads these when it loads.
+    inference::harden_ort_environment();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

@@ -9,6 +9,8 @@ mod hostile;
 mod hostile_process;
 mod inference;
 mod lifecycle;
+mod model_rules;
+mod no_phone_home;
 mod observability;
 mod process;
 mod repository;

@@ -99,8 +99,55 @@ fn resolve_library(configured: Option<&Path>) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
+/// The environment variables that keep ONNX Runtime's own telemetry from starting, with the
+/// value that does it.
+///
+/// On Linux and macOS the official ONNX Runtime builds (the PyPI wheels among them, 1.31 and
+/// later) carry Microsoft's 1DS telemetry SDK. When the library's environment initializes it
+/// creates `~/.cache/Microsoft/DeveloperTools/.onnxruntime/` with a persistent `deviceid` and an
+/// SQLite event cache `onnxruntime.db`, writes a session file in the temp directory, logs a
+/// `ProcessInfo` event, and a background thread uploads to
+/// `mobile.events.data.microsoft.com` (DNS queries from then on). `DisableTelemetryEvents`
+/// (what `with_telemetry(false)` calls) only mutes later events: the uploader, the files and
+/// `ProcessInfo` remain. Only `ORT_DISABLE_TELEMETRY=1`, read when the telemetry provider is
+/// created, keeps all of it from starting; later sources spell it `ORT_TELEMETRY_DISABLED`,
+/// so both are set.
+pub const TELEMETRY_OFF_ENV: [(&str, &str); 2] = [
+    ("ORT_DISABLE_TELEMETRY", "1"),
+    ("ORT_TELEMETRY_DISABLED", "1"),
+];
+
+/// The environment variable with which ONNX Runtime reads session options from a model's own
+/// `ort_config` metadata, profiling (which writes a file in the working directory) among them.
+/// A pushed model must not choose its session options: [`harden_ort_environment`] removes it.
+pub const LOAD_CONFIG_FROM_MODEL_ENV: &str = "ORT_LOAD_CONFIG_FROM_MODEL";
+
+/// Prepares this process's environment for ONNX Runtime: sets [`TELEMETRY_OFF_ENV`]
+/// (overriding other values), so that the library, once loaded, neither phones home nor writes
+/// under `$HOME` or the temp dir, and removes [`LOAD_CONFIG_FROM_MODEL_ENV`], so that a model
+/// cannot set its own session options.
+///
+/// Call it at the top of `main`, before any thread starts: changing the environment while
+/// other threads may read it (say, C code calling `getenv`) is a data race. Loading the
+/// library ([`OrtRuntime::get`]) calls it again as a fallback, which changes nothing when
+/// `main` already did.
+pub fn harden_ort_environment() {
+    for (var, value) in TELEMETRY_OFF_ENV {
+        if std::env::var_os(var).is_none_or(|v| v != value) {
+            std::env::set_var(var, value);
+        }
+    }
+    if std::env::var_os(LOAD_CONFIG_FROM_MODEL_ENV).is_some() {
+        std::env::remove_var(LOAD_CONFIG_FROM_MODEL_ENV);
+        tracing::warn!(
+            "{LOAD_CONFIG_FROM_MODEL_ENV} was set and is ignored: models do not choose their own session options"
+        );
+    }
+}
+
 fn load_runtime(path: &Path) -> Result<OrtRuntime, Error> {
     let unavailable = |reason: String| Error::OrtUnavailable { reason };
+    harden_ort_environment();
     let builder = ort::init_from(path)
         .map_err(|e| unavailable(format!("{e}; ONNX Runtime 1.31 or newer is required")))?;
     let environment = builder

@@ -2,6 +2,8 @@
 
 mod concurrency;
 mod element_types;
+mod external_data;
+mod graph_rules;
 mod malformed;
 mod ort_library;
 mod sample_models;
