@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod server;
+
+pub use server::ServerConfig;
+
 /// Everything `edge-agent serve` needs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -26,6 +30,8 @@ pub struct AgentConfig {
     pub ort_library: Option<PathBuf>,
     /// Edge functions (WebAssembly guests).
     pub functions: FunctionsConfig,
+    /// Connection hygiene: timeouts and connection caps.
+    pub server: ServerConfig,
 }
 
 impl Default for AgentConfig {
@@ -39,6 +45,7 @@ impl Default for AgentConfig {
             limits: LimitsConfig::default(),
             ort_library: None,
             functions: FunctionsConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -202,8 +209,17 @@ impl AgentConfig {
             let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
             set_path(&mut doc, &path, parse_env_value(&value));
         }
-        doc.try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        let config: Self = doc
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that every number is in range; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        Ok(())
     }
 
     /// A commented example configuration.
@@ -256,6 +272,7 @@ mod tests {
         let config = AgentConfig::load(Some(&path), []).unwrap();
         assert_eq!(config.listen, AgentConfig::default().listen);
         assert_eq!(config.auth.tokens.len(), 1);
+        assert_eq!(config.server, ServerConfig::default());
     }
 
     #[test]
