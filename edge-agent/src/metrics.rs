@@ -61,7 +61,7 @@ pub struct ColdStartLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectionLabels {
     /// Refusals: `max_connections` or `max_connections_per_ip`. Timeouts: `header`,
-    /// `keep_alive` or `body`.
+    /// `keep_alive`, `body` or `send`.
     pub reason: String,
 }
 
@@ -339,7 +339,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a server timeout (`header`, `keep_alive` or `body`).
+    /// Counts a server timeout (`header`, `keep_alive`, `body` or `send`).
     pub fn count_connection_timeout(&self, reason: &str) {
         self.0
             .connection_timeouts

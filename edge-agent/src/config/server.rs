@@ -11,7 +11,8 @@ use super::ConfigError;
 /// The defaults follow common front-end servers (nginx's `client_header_timeout` 60 s and
 /// `keepalive_timeout` 75 s, Go's and hyper's 30 s header timeout) tightened for an edge box
 /// where a few thousand held sockets are a real cost: a request head has 10 s, an idle
-/// kept-alive connection 30 s, a body must not stall for 30 s nor fall under 1 KiB/s.
+/// kept-alive connection 30 s, a body must not stall for 30 s nor fall under 1 KiB/s, and a
+/// client must not leave a response unread for 30 s (nginx's `send_timeout` is 60 s).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -24,6 +25,9 @@ pub struct ServerConfig {
     /// Milliseconds a request body may stall (no byte received) while a handler reads it;
     /// then the request is answered `408` and the connection closed.
     pub body_read_timeout_ms: u64,
+    /// Milliseconds the client may leave a response unread (the agent's writes blocked)
+    /// before the agent closes the connection.
+    pub send_timeout_ms: u64,
     /// Slowest average rate at which a body may arrive, in bytes per second, after a grace
     /// of `body_read_timeout_ms`; a slower (trickling) body is answered `408`. 0 disables.
     pub min_body_bytes_per_sec: u64,
@@ -43,6 +47,7 @@ impl Default for ServerConfig {
             header_read_timeout_ms: 10_000,
             keep_alive_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
+            send_timeout_ms: 30_000,
             min_body_bytes_per_sec: 1024,
             linger_ms: 30_000,
             max_connections: 4096,
@@ -79,6 +84,7 @@ impl ServerConfig {
             ("server.header_read_timeout_ms", self.header_read_timeout_ms),
             ("server.keep_alive_timeout_ms", self.keep_alive_timeout_ms),
             ("server.body_read_timeout_ms", self.body_read_timeout_ms),
+            ("server.send_timeout_ms", self.send_timeout_ms),
         ] {
             in_range(key, value, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS)?;
         }
@@ -119,6 +125,11 @@ impl ServerConfig {
         Duration::from_millis(self.body_read_timeout_ms)
     }
 
+    /// `send_timeout_ms` as a duration.
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms)
+    }
+
     /// `linger_ms` as a duration.
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)
@@ -149,6 +160,7 @@ mod tests {
             ("KEEP_ALIVE_TIMEOUT_MS", "99"),
             ("BODY_READ_TIMEOUT_MS", "3600001"),
             ("LINGER_MS", "3600001"),
+            ("SEND_TIMEOUT_MS", "50"),
             ("MIN_BODY_BYTES_PER_SEC", "1073741825"),
             ("MAX_CONNECTIONS", "0"),
             ("MAX_CONNECTIONS_PER_IP", "0"),

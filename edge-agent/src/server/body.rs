@@ -2,6 +2,7 @@
 //! error and a 408), the lingering drain of a body a handler answered without reading, and
 //! the response body that keeps its connection busy until it is written.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

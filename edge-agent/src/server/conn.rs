@@ -38,56 +38,81 @@ enum Phase {
     Idle { since: Instant },
 }
 
+/// What the watchdog looks at.
+#[derive(Debug)]
+struct Inner {
+    phase: Phase,
+    /// Since when the client has not taken the bytes the agent is sending.
+    write_blocked_since: Option<Instant>,
+}
+
 /// Shared by the connection's I/O, its service and its watchdog.
 #[derive(Debug)]
 pub(crate) struct ConnState {
-    phase: Mutex<Phase>,
+    inner: Mutex<Inner>,
     changed: Notify,
 }
 
 impl ConnState {
     fn new() -> Arc<Self> {
         Arc::new(Self {
-            phase: Mutex::new(Phase::Head {
-                since: Instant::now(),
+            inner: Mutex::new(Inner {
+                phase: Phase::Head {
+                    since: Instant::now(),
+                },
+                write_blocked_since: None,
             }),
             changed: Notify::new(),
         })
     }
 
-    fn phase(&self) -> MutexGuard<'_, Phase> {
-        // A poisoned lock only means a panic elsewhere; the phase itself is always valid.
-        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means a panic elsewhere; the state itself is always valid.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bytes arrived: on an idle connection they start the next request's head.
     fn on_read(&self) {
-        let mut phase = self.phase();
-        if let Phase::Idle { .. } = *phase {
-            *phase = Phase::Head {
+        let mut inner = self.lock();
+        if let Phase::Idle { .. } = inner.phase {
+            inner.phase = Phase::Head {
                 since: Instant::now(),
             };
-            drop(phase);
+            drop(inner);
             self.changed.notify_one();
+        }
+    }
+
+    /// A write made progress (`true`) or found the client's window full (`false`).
+    fn on_write(&self, progressed: bool) {
+        let mut inner = self.lock();
+        match (progressed, inner.write_blocked_since) {
+            (true, Some(_)) => inner.write_blocked_since = None,
+            (false, None) => {
+                inner.write_blocked_since = Some(Instant::now());
+                drop(inner);
+                self.changed.notify_one();
+            }
+            _ => {}
         }
     }
 
     /// Marks the connection busy until the guard is dropped.
     pub(crate) fn busy(self: &Arc<Self>) -> BusyGuard {
-        let mut phase = self.phase();
-        *phase = match *phase {
+        let mut inner = self.lock();
+        inner.phase = match inner.phase {
             Phase::Busy { guards } => Phase::Busy { guards: guards + 1 },
             _ => Phase::Busy { guards: 1 },
         };
-        drop(phase);
+        drop(inner);
         self.changed.notify_one();
         BusyGuard(self.clone())
     }
 
     fn release(&self) {
-        let mut phase = self.phase();
-        if let Phase::Busy { guards } = *phase {
-            *phase = if guards <= 1 {
+        let mut inner = self.lock();
+        if let Phase::Busy { guards } = inner.phase {
+            inner.phase = if guards <= 1 {
                 Phase::Idle {
                     since: Instant::now(),
                 }
@@ -95,22 +120,30 @@ impl ConnState {
                 Phase::Busy { guards: guards - 1 }
             };
         }
-        drop(phase);
+        drop(inner);
         self.changed.notify_one();
     }
 
     /// When the connection must be closed if nothing changes, and which timeout that is.
     fn deadline(&self, shared: &Shared) -> Option<(Instant, &'static str)> {
         let config = &shared.config;
-        match *self.phase() {
+        let inner = self.lock();
+        let phase = match inner.phase {
             Phase::Head { since } => Some((since + config.header_read_timeout(), "header")),
             Phase::Idle { since } => Some((since + config.keep_alive_timeout(), "keep_alive")),
             Phase::Busy { .. } => None,
+        };
+        let send = inner
+            .write_blocked_since
+            .map(|since| (since + config.send_timeout(), "send"));
+        match (phase, send) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
         }
     }
 
-    /// Resolves with the timeout's name once the connection has waited too long for a head
-    /// or sat idle too long.
+    /// Resolves with the timeout's name once the connection has waited too long for a head,
+    /// sat idle too long, or the client stopped taking what the agent sends.
     async fn watchdog(&self, shared: &Shared) -> &'static str {
         loop {
             match self.deadline(shared) {
@@ -165,7 +198,10 @@ impl AsyncWrite for TrackedIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.state.on_write(result.is_ready());
+        result
     }
 
     fn poll_write_vectored(
@@ -173,7 +209,10 @@ impl AsyncWrite for TrackedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.state.on_write(result.is_ready());
+        result
     }
 
     fn is_write_vectored(&self) -> bool {

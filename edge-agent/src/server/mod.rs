@@ -4,7 +4,8 @@
 //! - caps on open connections, in all and per client IP address: over a cap a new
 //!   connection is closed at once and counted in `edge_agent_refused_connections`;
 //! - a head timeout (from accept, or from a later request's first byte) and a keep-alive
-//!   idle timeout, enforced by a per-connection watchdog that closes the socket;
+//!   idle timeout, and a send timeout (a client that stops reading its response), enforced by
+//!   a per-connection watchdog that closes the socket;
 //! - a request-body timeout (stall and minimum rate) that answers a JSON `408`;
 //! - a lingering drain of bodies answered unread, so a `401` or `413` sent before the body
 //!   reaches the client instead of a connection reset;

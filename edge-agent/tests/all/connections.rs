@@ -187,6 +187,37 @@ async fn slow_and_idle_clients_are_closed_while_a_normal_client_is_served() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_its_responses_is_disconnected() {
+    let agent = Agent::start_with(|c| {
+        // Only the send timeout is short: nothing else would close this connection.
+        c.server.header_read_timeout_ms = 600_000;
+        c.server.keep_alive_timeout_ms = 600_000;
+        c.server.send_timeout_ms = 300;
+    })
+    .await;
+    let mut s = connect_from(&agent, "127.0.0.1").await;
+    // 2,000 pipelined requests for a 59 KB document: about 118 MB of answers, far more than
+    // the socket buffers hold, and the client reads none of them for a while.
+    let requests = "GET /v1/openapi.json HTTP/1.1\r\nHost: agent\r\n\r\n".repeat(2000);
+    s.write_all(requests.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let got = read_until_closed(&mut s, GENEROUS).await;
+    let got = got.unwrap_or_else(|| {
+        panic!(
+            "still open {:?} after the client resumed reading",
+            started.elapsed()
+        )
+    });
+    assert!(got.len() < 2000 * 59_000, "every answer was sent");
+    let metrics = agent.metrics_text().await;
+    assert!(
+        metrics.contains("edge_agent_connection_timeouts_total{reason=\"send\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn connections_over_the_caps_are_closed_at_once() {
     let agent = Agent::start_with(|c| {
         // Long timeouts: a close within the test's bound can only be a refusal.
