@@ -15,9 +15,9 @@ pub struct DeclaredLimit {
     key: &'static str,
 }
 
-/// `Ok` unless `headers` declare a body longer than `limit`; then the JSON `413` (with
+/// `None` unless `headers` declare a body longer than `limit`; then the JSON `413` (with
 /// `Connection: close`) naming `key`.
-pub fn check_declared_length(headers: &HeaderMap, limit: usize, key: &str) -> Result<(), Response> {
+pub fn check_declared_length(headers: &HeaderMap, limit: usize, key: &str) -> Option<Response> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -34,9 +34,9 @@ pub fn check_declared_length(headers: &HeaderMap, limit: usize, key: &str) -> Re
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Err(response)
+            Some(response)
         }
-        _ => Ok(()),
+        _ => None,
     }
 }
 
@@ -54,7 +54,7 @@ pub async fn refuse_declared_overlong(
     next: Next,
 ) -> Response {
     match check_declared_length(request.headers(), limit.limit, limit.key) {
-        Ok(()) => next.run(request).await,
-        Err(response) => response,
+        None => next.run(request).await,
+        Some(response) => response,
     }
 }

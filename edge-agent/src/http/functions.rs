@@ -195,7 +195,7 @@ async fn call(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let limit = state.config.limits.max_request_bytes;
-    if let Err(refused) = super::content_length::check_declared_length(
+    if let Some(refused) = super::content_length::check_declared_length(
         &parts.headers,
         limit,
         "limits.max_request_bytes",
