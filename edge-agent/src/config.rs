@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod server;
+
+pub use server::ServerConfig;
+
 /// Everything `edge-agent serve` needs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -26,6 +30,8 @@ pub struct AgentConfig {
     pub ort_library: Option<PathBuf>,
     /// Edge functions (WebAssembly guests).
     pub functions: FunctionsConfig,
+    /// Connection hygiene: timeouts and connection caps.
+    pub server: ServerConfig,
 }
 
 impl Default for AgentConfig {
@@ -39,6 +45,7 @@ impl Default for AgentConfig {
             limits: LimitsConfig::default(),
             ort_library: None,
             functions: FunctionsConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -269,7 +276,12 @@ impl AgentConfig {
 
     /// Checks every number of every section; the message names the key and its range.
     pub fn validate(&self) -> Result<(), String> {
-        self.limits.validate()
+        self.limits.validate()?;
+        self.server.validate().map_err(|e| match e {
+            ConfigError::Invalid(m) => m,
+            other => other.to_string(),
+        })?;
+        Ok(())
     }
 
     /// A commented example configuration.
@@ -322,6 +334,7 @@ mod tests {
         let config = AgentConfig::load(Some(&path), []).unwrap();
         assert_eq!(config.listen, AgentConfig::default().listen);
         assert_eq!(config.auth.tokens.len(), 1);
+        assert_eq!(config.server, ServerConfig::default());
     }
 
     #[test]

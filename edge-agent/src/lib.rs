@@ -27,6 +27,7 @@ pub mod config;
 mod http;
 pub mod metrics;
 pub mod model_config;
+mod server;
 pub mod service;
 pub mod storage;
 pub mod wasm;
@@ -37,7 +38,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{
-    AgentConfig, AuthConfig, FunctionsConfig, LimitsConfig, LogFormat, Role, TokenConfig,
+    AgentConfig, AuthConfig, FunctionsConfig, LimitsConfig, LogFormat, Role, ServerConfig,
+    TokenConfig,
 };
 pub use http::{app, hash_token, ApiError, AppState, Auth};
 pub use inference;
@@ -79,6 +81,9 @@ pub enum StartError {
     /// Serving failed.
     #[error("server error")]
     Serve(#[source] std::io::Error),
+    /// The `[server]` section is out of range.
+    #[error("invalid server configuration")]
+    ServerConfig(#[source] config::ConfigError),
 }
 
 /// Builds the state: opens storage in `data_dir`, reloads every stored model, loads
@@ -179,28 +184,42 @@ fn collect_orphans(
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
-/// requests finish (up to `limits.shutdown_grace_secs`), and returns.
+/// requests finish (up to `limits.shutdown_grace_secs`), and returns. Connections are under the
+/// `[server]` timeouts and caps (see [`ServerConfig`]).
 pub async fn serve_state(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    state
+        .config
+        .server
+        .validate()
+        .map_err(StartError::ServerConfig)?;
     let grace = Duration::from_secs(state.config.limits.shutdown_grace_secs);
     let ready = state.ready.clone();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+    let server_config = state.config.server.clone();
+    let metrics = state.metrics.clone();
+    let server = server::run(listener, app(state), server_config, metrics, async move {
         shutdown.await;
         ready.store(false, Ordering::Release);
         tracing::info!("shutting down: no new connections; draining in-flight requests");
         let _ = stopping_tx.send(());
     });
-    let mut server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(server);
     tokio::select! {
-        result = &mut server => return result.expect("server task").map_err(StartError::Serve),
+        result = &mut server => {
+            result.expect("server task");
+            return Ok(());
+        }
         _ = stopping_rx => {}
     }
     match tokio::time::timeout(grace, &mut server).await {
-        Ok(result) => result.expect("server task").map_err(StartError::Serve),
+        Ok(result) => {
+            result.expect("server task");
+            Ok(())
+        }
         Err(_) => {
             tracing::warn!(
                 grace_secs = grace.as_secs(),

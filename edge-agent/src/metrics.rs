@@ -57,6 +57,14 @@ pub struct ColdStartLabels {
     pub source: String,
 }
 
+/// Labels of connection events.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// Refusals: `max_connections` or `max_connections_per_ip`. Timeouts: `header`,
+    /// `keep_alive`, `body` or `send`.
+    pub reason: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 10 µs to about 10 s.
     Histogram::new(exponential_buckets(1e-5, 2.0, 21))
@@ -79,6 +87,9 @@ struct Inner {
     fn_instantiate: Family<FunctionLabels, Histogram, fn() -> Histogram>,
     fn_cold_starts: Family<ColdStartLabels, Counter>,
     fn_load: Family<ColdStartLabels, Histogram, fn() -> Histogram>,
+    open_connections: Gauge<i64, AtomicI64>,
+    refused_connections: Family<ConnectionLabels, Counter>,
+    connection_timeouts: Family<ConnectionLabels, Counter>,
 }
 
 /// The agent's metrics; cheap to clone.
@@ -183,7 +194,28 @@ impl Metrics {
             "Time to make a module ready (compile or deserialize, then link)",
             fn_load.clone(),
         );
+        let open_connections = Gauge::<i64, AtomicI64>::default();
+        let refused_connections = Family::<ConnectionLabels, Counter>::default();
+        let connection_timeouts = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "open_connections",
+            "HTTP connections open (accepted and not yet closed)",
+            open_connections.clone(),
+        );
+        registry.register(
+            "refused_connections",
+            "Connections closed at accept because a cap was reached, by cap",
+            refused_connections.clone(),
+        );
+        registry.register(
+            "connection_timeouts",
+            "Connections closed (or requests answered 408) by a server timeout, by timeout",
+            connection_timeouts.clone(),
+        );
         Self(Arc::new(Inner {
+            open_connections,
+            refused_connections,
+            connection_timeouts,
             fn_invocations,
             fn_latency,
             fn_instantiate,
@@ -290,6 +322,31 @@ impl Metrics {
     /// The in-flight gauge, for the HTTP layer.
     pub fn in_flight(&self) -> &Gauge<i64, AtomicI64> {
         &self.0.in_flight
+    }
+
+    /// The open-connections gauge, for the server.
+    pub fn open_connections(&self) -> &Gauge<i64, AtomicI64> {
+        &self.0.open_connections
+    }
+
+    /// Counts a connection refused at accept because of the cap named by `reason`.
+    pub fn count_refused_connection(&self, reason: &str) {
+        self.0
+            .refused_connections
+            .get_or_create(&ConnectionLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a server timeout (`header`, `keep_alive`, `body` or `send`).
+    pub fn count_connection_timeout(&self, reason: &str) {
+        self.0
+            .connection_timeouts
+            .get_or_create(&ConnectionLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.

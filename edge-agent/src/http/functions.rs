@@ -195,6 +195,13 @@ async fn call(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let limit = state.config.limits.max_request_bytes;
+    if let Some(refused) = super::content_length::check_declared_length(
+        &parts.headers,
+        limit,
+        "limits.max_request_bytes",
+    ) {
+        return Ok(refused);
+    }
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

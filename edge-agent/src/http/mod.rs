@@ -2,6 +2,7 @@
 
 mod auth;
 mod codec;
+mod content_length;
 mod error;
 mod flat;
 mod functions;
@@ -20,6 +21,7 @@ use axum::Router;
 
 pub use auth::{hash_token, Auth, BadTokenHash};
 pub use error::ApiError;
+pub(crate) use observability::REQUEST_ID;
 
 use crate::config::AgentConfig;
 use crate::metrics::Metrics;
@@ -77,6 +79,13 @@ pub fn app(state: AppState) -> Router {
         .route("/fn/{name}", any(functions::invoke))
         .route("/fn/{name}/{*path}", any(functions::invoke))
         .layer(DefaultBodyLimit::max(limits.max_request_bytes))
+        .layer(middleware::from_fn_with_state(
+            content_length::DeclaredLimit::new(
+                limits.max_request_bytes,
+                "limits.max_request_bytes",
+            ),
+            content_length::refuse_declared_overlong,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_infer,
@@ -95,7 +104,11 @@ pub fn app(state: AppState) -> Router {
             post(models::activate),
         )
         .route("/v1/models/{model}/rollback", post(models::rollback))
-        .layer(DefaultBodyLimit::max(limits.max_model_bytes));
+        .layer(DefaultBodyLimit::max(limits.max_model_bytes))
+        .layer(middleware::from_fn_with_state(
+            content_length::DeclaredLimit::new(limits.max_model_bytes, "limits.max_model_bytes"),
+            content_length::refuse_declared_overlong,
+        ));
     let function_admin = Router::new()
         .route(
             "/v1/functions/{name}",
@@ -110,7 +123,14 @@ pub fn app(state: AppState) -> Router {
             post(functions::activate),
         )
         .route("/v1/functions/{name}/rollback", post(functions::rollback))
-        .layer(DefaultBodyLimit::max(state.config.functions.max_wasm_bytes));
+        .layer(DefaultBodyLimit::max(state.config.functions.max_wasm_bytes))
+        .layer(middleware::from_fn_with_state(
+            content_length::DeclaredLimit::new(
+                state.config.functions.max_wasm_bytes,
+                "functions.max_wasm_bytes",
+            ),
+            content_length::refuse_declared_overlong,
+        ));
     let admin_routes =
         admin_routes
             .merge(function_admin)

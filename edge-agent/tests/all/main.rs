@@ -3,6 +3,7 @@
 
 mod auth;
 mod batching;
+mod connections;
 mod functions;
 mod guests;
 mod hostile;
