@@ -358,13 +358,18 @@ async fn a_declared_length_over_the_limit_is_refused_before_the_body_is_sent() {
 
 #[tokio::test]
 async fn a_rejected_token_with_a_large_body_always_gets_its_answer() {
-    let agent = Agent::start().await;
-    // Under the limits: the body would be accepted, but the token is wrong (401) or lacks
-    // the role (403). The server answers before reading the body.
-    let infer_body = vec![b' '; 900 << 10];
-    let push_body = vec![0u8; 3 << 20];
+    let agent = Agent::start_with(|c| {
+        c.limits.max_request_bytes = 64 << 20;
+        c.limits.max_model_bytes = 64 << 20;
+    })
+    .await;
+    // Under the limits, and larger than the socket buffers so the client is still sending
+    // when the answer comes: the body would be accepted, but the token is wrong (401) or
+    // lacks the role (403). The server answers before reading the body.
+    let infer_body = vec![b' '; 16 << 20];
+    let push_body = vec![0u8; 16 << 20];
     let client = reqwest::Client::new();
-    for i in 0..60 {
+    for i in 0..30 {
         let r = client
             .post(format!("{}/v2/models/digits/infer", agent.url))
             .bearer_auth("wrong")
@@ -388,7 +393,7 @@ async fn a_rejected_token_with_a_large_body_always_gets_its_answer() {
         assert!(body["error"].is_string(), "{body}");
     }
     // Raw clients that write the whole body at once, fresh connection each time.
-    for i in 0..40 {
+    for i in 0..20 {
         let s = connect_from(&agent, "127.0.0.1").await;
         let (mut r, mut w) = s.into_split();
         let mut request = infer_head("wrong", infer_body.len()).into_bytes();
