@@ -10,8 +10,10 @@ use tract_onnx::pb;
 use crate::backend::BackendKind;
 use crate::error::Error;
 
-/// The operators tract implements from `ai.onnx.ml`; it implements no other non-default domain.
-const TRACT_ML_OPS: [&str; 5] = [
+/// The operators tract implements from `ai.onnx.ml` (those its op register holds under ONNX-ML
+/// names); it implements no other non-default domain.
+const TRACT_ML_OPS: [&str; 6] = [
+    "ArrayFeatureExtractor",
     "CategoryMapper",
     "LinearClassifier",
     "LinearRegressor",

@@ -167,7 +167,13 @@ fn with_a_directory_escapes_links_and_bad_ranges_are_refused() {
     std::os::unix::fs::symlink(dir.join("weights.bin"), dir.join("link.bin")).unwrap();
     std::os::unix::fs::symlink(&dir, dir.join("looped")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", dir.join("passwd")).unwrap();
-    let cases: [(&str, &[(&str, &str)], &str); 10] = [
+    /// A location, its other entries, and a phrase the refusal must hold.
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+    let cases: [Case; 10] = [
         ("../x", &[], "`..`"),
         ("/etc/passwd", &[], "absolute"),
         ("etc/passwd", &[], "cannot be read"),
