@@ -118,8 +118,9 @@ pub async fn build_state(
     .map_err(|e| StartError::Wasm(format!("{e}")))?;
     let functions = Functions::open(
         Arc::new(runtime),
-        Arc::new(SqliteStore::open(
+        Arc::new(SqliteStore::open_for(
             &config.data_dir.join("functions.sqlite3"),
+            "function",
         )?),
         BlobStore::open(config.data_dir.join("function-blobs"))?,
         config.data_dir.join("wasm-cache"),

@@ -15,6 +15,7 @@ pub use functions::{
 pub use manifest::{FunctionManifest, FunctionRoute};
 pub use pool::InferencePool;
 pub use repository::{
-    validate_name, ModelSource, ModelSummary, PushRequest, Repository, RepositoryError,
+    validate_name, validate_name_of, ModelSource, ModelSummary, PushRequest, Repository,
+    RepositoryError,
 };
 pub use runner::{InferError, InferRequest, InferResponse, LoadedModel};

@@ -3,6 +3,7 @@
 
 mod auth;
 mod batching;
+mod function_hardening;
 mod functions;
 mod guests;
 mod inference;
