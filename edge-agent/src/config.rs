@@ -85,6 +85,51 @@ impl Default for FunctionsConfig {
     }
 }
 
+impl FunctionsConfig {
+    /// Range-checks every number, naming the key (`functions.<key>`) of the first one out of
+    /// range. Beyond these bounds the engine's pool, deadlines or buffers would not fit (or
+    /// overflow): wasm32 memories stop at 4 GiB, wasi-nn lengths at 4 GiB.
+    pub fn validate(&self) -> Result<(), String> {
+        fn check(
+            key: &str,
+            value: u64,
+            range: std::ops::RangeInclusive<u64>,
+        ) -> Result<(), String> {
+            if range.contains(&value) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "functions.{key} = {value} is outside {}..={}",
+                    range.start(),
+                    range.end()
+                ))
+            }
+        }
+        check("max_instances", u64::from(self.max_instances), 1..=1000)?;
+        check("max_memory_mib", self.max_memory_mib, 1..=4096)?;
+        check("max_timeout_ms", self.max_timeout_ms, 1..=3_600_000)?;
+        check("epoch_tick_ms", self.epoch_tick_ms, 1..=1000)?;
+        if self.epoch_tick_ms > self.max_timeout_ms {
+            return Err(format!(
+                "functions.epoch_tick_ms = {} is longer than functions.max_timeout_ms = {}",
+                self.epoch_tick_ms, self.max_timeout_ms
+            ));
+        }
+        check("max_wasm_bytes", self.max_wasm_bytes as u64, 1..=1 << 30)?;
+        check(
+            "max_stdout_bytes",
+            self.max_stdout_bytes as u64,
+            1..=1 << 30,
+        )?;
+        check(
+            "max_tensor_bytes",
+            self.max_tensor_bytes as u64,
+            1..=u64::from(u32::MAX),
+        )?;
+        Ok(())
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -277,6 +322,7 @@ impl AgentConfig {
     /// Checks every number of every section; the message names the key and its range.
     pub fn validate(&self) -> Result<(), String> {
         self.limits.validate()?;
+        self.functions.validate()?;
         self.server.validate().map_err(|e| match e {
             ConfigError::Invalid(m) => m,
             other => other.to_string(),
@@ -389,6 +435,30 @@ mod tests {
             assert!(err.contains(named), "{key}={value}: {err}");
         }
         AgentConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn functions_numbers_are_range_checked_naming_the_key() {
+        assert_eq!(FunctionsConfig::default().validate(), Ok(()));
+        type Tweak = fn(&mut FunctionsConfig);
+        let bad: [(&str, Tweak); 10] = [
+            ("max_instances", |f| f.max_instances = 0),
+            ("max_instances", |f| f.max_instances = u32::MAX),
+            ("max_memory_mib", |f| f.max_memory_mib = 0),
+            ("max_memory_mib", |f| f.max_memory_mib = u64::MAX),
+            ("max_timeout_ms", |f| f.max_timeout_ms = u64::MAX),
+            ("epoch_tick_ms", |f| f.epoch_tick_ms = 0),
+            ("epoch_tick_ms", |f| f.max_timeout_ms = 2),
+            ("max_wasm_bytes", |f| f.max_wasm_bytes = usize::MAX),
+            ("max_stdout_bytes", |f| f.max_stdout_bytes = 0),
+            ("max_tensor_bytes", |f| f.max_tensor_bytes = usize::MAX),
+        ];
+        for (key, tweak) in bad {
+            let mut config = FunctionsConfig::default();
+            tweak(&mut config);
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(&format!("functions.{key}")), "{key}: {err}");
+        }
     }
 
     #[test]

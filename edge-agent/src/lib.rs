@@ -126,8 +126,9 @@ pub async fn build_state(
         ..wasm::RuntimeConfig::default()
     })
     .map_err(|e| StartError::Wasm(format!("{e}")))?;
-    let function_store = Arc::new(SqliteStore::open(
+    let function_store = Arc::new(SqliteStore::open_for(
         &config.data_dir.join("functions.sqlite3"),
+        "function",
     )?);
     let function_blobs = BlobStore::open(config.data_dir.join("function-blobs"))?;
     collect_orphans("function", &*function_store, &function_blobs)?;

@@ -55,6 +55,15 @@ pub struct Parameters {
     tensors: Vec<ParamTensor>,
 }
 
+/// The number of values a tensor of `shape` holds, or `None` when that overflows `usize`
+/// (a shape with a zero dimension holds none, whatever its other dimensions).
+pub(crate) fn shape_len(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
 impl Parameters {
     /// Checks every tensor (length, finite values) and that names are unique.
     pub fn new(tensors: Vec<ParamTensor>) -> Result<Self, ParamError> {
@@ -63,7 +72,8 @@ impl Parameters {
             if !seen.insert(t.name.as_str()) {
                 return Err(ParamError::DuplicateName(t.name.clone()));
             }
-            let expected = t.shape.iter().product::<usize>();
+            // A shape whose product overflows holds more values than any data can.
+            let expected = shape_len(&t.shape).unwrap_or(usize::MAX);
             if expected != t.data.len() {
                 return Err(ParamError::Length {
                     name: t.name.clone(),

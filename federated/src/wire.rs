@@ -12,7 +12,7 @@
 //! Decoding checks every length against the buffer and the configured bounds, the names for
 //! UTF-8 and uniqueness, and every value for NaN and infinity; trailing bytes are an error.
 
-use crate::params::{ParamError, ParamTensor, Parameters};
+use crate::params::{shape_len, ParamError, ParamTensor, Parameters};
 
 const MAGIC: &[u8; 4] = b"FLP1";
 const MAX_RANK: usize = 8;
@@ -44,23 +44,51 @@ pub enum WireError {
     Params(#[from] ParamError),
 }
 
-/// Encodes parameters.
-pub fn encode(params: &Parameters) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + params.len() * 4);
+/// Encodes parameters; refuses what the format cannot hold (more than `u32::MAX` tensors, a
+/// name over 65535 bytes, a rank over 8, a dimension over `u32::MAX`) rather than writing
+/// bytes that decode to something else.
+pub fn encode(params: &Parameters) -> Result<Vec<u8>, WireError> {
+    let too_big = |what: String| WireError::Invalid(what);
+    let count = u32::try_from(params.tensors().len()).map_err(|_| {
+        too_big(format!(
+            "{} tensors is more than the format holds",
+            params.tensors().len()
+        ))
+    })?;
+    let mut out = Vec::with_capacity(8usize.saturating_add(params.len().saturating_mul(4)));
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(params.tensors().len() as u32).to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
     for t in params.tensors() {
-        out.extend_from_slice(&(t.name.len() as u16).to_le_bytes());
+        let Ok(name_len) = u16::try_from(t.name.len()) else {
+            return Err(too_big(format!(
+                "tensor name of {} bytes is over 65535",
+                t.name.len()
+            )));
+        };
+        if t.shape.len() > MAX_RANK {
+            return Err(too_big(format!(
+                "tensor `{}` has rank {} > {MAX_RANK}",
+                t.name,
+                t.shape.len()
+            )));
+        }
+        out.extend_from_slice(&name_len.to_le_bytes());
         out.extend_from_slice(t.name.as_bytes());
         out.push(t.shape.len() as u8);
         for &d in &t.shape {
-            out.extend_from_slice(&(d as u32).to_le_bytes());
+            let Ok(d) = u32::try_from(d) else {
+                return Err(too_big(format!(
+                    "tensor `{}` has a dimension {d} over u32::MAX",
+                    t.name
+                )));
+            };
+            out.extend_from_slice(&d.to_le_bytes());
         }
         for v in &t.data {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
-    out
+    Ok(out)
 }
 
 struct Reader<'a> {
@@ -104,7 +132,7 @@ pub fn decode(bytes: &[u8], max_values: usize) -> Result<Parameters, WireError> 
             bytes.len()
         )));
     }
-    let mut tensors = Vec::with_capacity(count);
+    let mut tensors = Vec::with_capacity(count.min(bytes.len().saturating_sub(r.at) / 3));
     let mut total = 0usize;
     for _ in 0..count {
         let name_len =
@@ -121,9 +149,7 @@ pub fn decode(bytes: &[u8], max_values: usize) -> Result<Parameters, WireError> 
         let shape = (0..rank)
             .map(|_| r.u32("dimension").map(|d| d as usize))
             .collect::<Result<Vec<_>, _>>()?;
-        let n = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
+        let n = shape_len(&shape)
             .filter(|n| total.checked_add(*n).is_some_and(|t| t <= max_values))
             .ok_or_else(|| {
                 WireError::Invalid(format!(
@@ -131,7 +157,11 @@ pub fn decode(bytes: &[u8], max_values: usize) -> Result<Parameters, WireError> 
                 ))
             })?;
         total += n;
-        let raw = r.take(n * 4, "tensor data")?;
+        // `n` is at most `max_values`, which a caller may set as high as `usize::MAX`.
+        let data_len = n.checked_mul(4).ok_or_else(|| {
+            WireError::Invalid(format!("tensor `{name}` {shape:?} has too many values"))
+        })?;
+        let raw = r.take(data_len, "tensor data")?;
         let data = raw
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
@@ -168,12 +198,12 @@ mod tests {
     #[test]
     fn round_trips() {
         let p = sample();
-        assert_eq!(decode(&encode(&p), 1 << 20).unwrap(), p);
+        assert_eq!(decode(&encode(&p).unwrap(), 1 << 20).unwrap(), p);
     }
 
     #[test]
     fn rejects_bad_input() {
-        let good = encode(&sample());
+        let good = encode(&sample()).unwrap();
         for cut in 0..good.len() {
             assert!(decode(&good[..cut], 1 << 20).is_err(), "cut at {cut}");
         }
@@ -188,7 +218,7 @@ mod tests {
             decode(&nan, 1 << 20),
             Err(WireError::Params(ParamError::NonFinite { .. }))
         ));
-        let mut dup = encode(&sample());
+        let mut dup = encode(&sample()).unwrap();
         // Rename the second tensor to the first's name length-preservingly is hard; build one.
         dup.clear();
         let t = ParamTensor {
@@ -196,7 +226,7 @@ mod tests {
             shape: vec![1],
             data: vec![1.0],
         };
-        let one = encode(&Parameters::new(vec![t]).unwrap());
+        let one = encode(&Parameters::new(vec![t]).unwrap()).unwrap();
         dup.extend_from_slice(b"FLP1");
         dup.extend_from_slice(&2u32.to_le_bytes());
         dup.extend_from_slice(&one[8..]);
@@ -219,7 +249,7 @@ mod tests {
         #[test]
         fn arbitrary_parameters_round_trip(values in proptest::collection::vec(-1e6f32..1e6, 1..64)) {
             let p = Parameters::new(vec![ParamTensor { name: "x".into(), shape: vec![values.len()], data: values }]).unwrap();
-            prop_assert_eq!(decode(&encode(&p), 1 << 20).unwrap(), p);
+            prop_assert_eq!(decode(&encode(&p).unwrap(), 1 << 20).unwrap(), p);
         }
     }
 }

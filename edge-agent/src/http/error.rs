@@ -153,22 +153,39 @@ impl From<axum::extract::multipart::MultipartRejection> for ApiError {
 
 impl From<axum::extract::multipart::MultipartError> for ApiError {
     fn from(e: axum::extract::multipart::MultipartError) -> Self {
-        let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::new(status, "model upload is larger than limits.max_model_bytes");
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "model upload is larger than limits.max_model_bytes",
+            );
         }
-        Self::new(
-            status,
-            format!("malformed multipart upload: {}", e.body_text()),
-        )
+        multipart_error(&e)
     }
+}
+
+/// A multipart body that cannot be read to its end: a malformed part, or a body cut short
+/// (axum calls a body that ends early a stream read failure, 500; it is the client's: 400).
+pub fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ApiError {
+    use std::error::Error as _;
+    let mut detail = e.body_text();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !detail.contains(&text) {
+            detail = format!("{detail}: {text}");
+        }
+        source = cause.source();
+    }
+    ApiError::bad_request(format!("malformed or truncated multipart upload: {detail}"))
 }
 
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {
         let message = e.to_string();
         match e {
-            CallError::BadOutput(_) => Self::new(StatusCode::BAD_GATEWAY, message),
+            CallError::BadOutput(_) | CallError::Invoke(InvokeError::OutputTooLarge { .. }) => {
+                Self::new(StatusCode::BAD_GATEWAY, message)
+            }
             CallError::Invoke(InvokeError::Timeout { .. }) => {
                 Self::new(StatusCode::GATEWAY_TIMEOUT, message)
             }

@@ -69,9 +69,7 @@ pub async fn deploy(
             "wasm" => wasm = Some(field.bytes().await.map_err(upload_error)?.to_vec()),
             "manifest" => {
                 let text = field.text().await.map_err(upload_error)?;
-                let parsed: FunctionManifest = serde_json::from_str(&text)
-                    .map_err(|e| ApiError::bad_request(format!("invalid `manifest` part: {e}")))?;
-                manifest = Some(parsed);
+                manifest = Some(FunctionManifest::from_json(&text)?);
             }
             "sha256" => sha256 = Some(field.text().await.map_err(upload_error)?.trim().to_owned()),
             other => {
@@ -103,7 +101,7 @@ fn upload_error(e: axum::extract::multipart::MultipartError) -> ApiError {
             "module upload is larger than functions.max_wasm_bytes",
         );
     }
-    e.into()
+    super::error::multipart_error(&e)
 }
 
 /// `POST /v1/functions/{name}/versions/{version}/activate`.

@@ -12,16 +12,12 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use wasmtime::InstancePre;
 
-use super::{validate_name, Repository, RepositoryError};
+use super::{validate_name_of, Repository, RepositoryError};
 use crate::config::FunctionsConfig;
 use crate::metrics::Metrics;
 use crate::service::manifest::FunctionManifest;
 use crate::storage::{BlobStore, ModelStore, VersionRecord};
-use crate::wasm::wagi::{self, CgiRequest, CgiResponse};
-use crate::wasm::{
-    CompileError, Grants, GraphSource, GuestLimits, GuestState, Invocation, InvokeError,
-    WasmRuntime,
-};
+use crate::wasm::{CompileError, Grants, GraphSource, GuestState, WasmRuntime};
 
 impl GraphSource for Repository {
     fn graph(&self, name: &str, version: Option<u64>) -> Option<Arc<Model>> {
@@ -95,26 +91,14 @@ pub struct DeployRequest {
     pub expected_sha256: Option<String>,
 }
 
-/// What one call produced, with its timings.
-#[derive(Debug)]
-pub struct FunctionResponse {
-    /// The guest's response.
-    pub response: CgiResponse,
-    /// Time to instantiate.
-    pub instantiate: Duration,
-    /// Whole time of the call.
-    pub latency: Duration,
-}
-
-/// Why a call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The guest failed or was stopped.
-    #[error(transparent)]
-    Invoke(#[from] InvokeError),
-    /// The guest's stdout is not a CGI response.
-    #[error(transparent)]
-    BadOutput(#[from] wagi::BadOutput),
+/// A function version just loaded, and how.
+struct Loaded {
+    function: Arc<LoadedFunction>,
+    /// `compiled` or `artifact`.
+    source: &'static str,
+    took: Duration,
+    /// Whether this load wrote the artifact (no earlier load did).
+    wrote_artifact: bool,
 }
 
 #[derive(Default)]
@@ -142,7 +126,10 @@ impl std::fmt::Debug for Functions {
     }
 }
 
+mod call;
 mod routes;
+
+pub use call::{CallError, FunctionResponse};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -202,7 +189,10 @@ impl Functions {
                     .await
                 {
                     Ok(f) => {
-                        entry.loaded.insert(v.version, f);
+                        functions
+                            .metrics
+                            .observe_cold_start(&record.name, f.source, f.took);
+                        entry.loaded.insert(v.version, f.function);
                     }
                     Err(e) => {
                         tracing::error!(function = %record.name, version = v.version, error = %e, "stored function does not load")
@@ -222,14 +212,15 @@ impl Functions {
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Compiles (or deserializes) and links a module off the reactor.
+    /// Compiles (or deserializes) and links a module off the reactor; a module whose initial
+    /// memory exceeds its manifest's `memory_mib` is refused before its artifact is written.
     async fn load(
         &self,
         name: &str,
         version: u64,
         wasm: Vec<u8>,
         manifest: FunctionManifest,
-    ) -> Result<Arc<LoadedFunction>, RepositoryError> {
+    ) -> Result<Loaded, RepositoryError> {
         let sha256 = {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&wasm))
@@ -242,9 +233,11 @@ impl Functions {
             tracing::warn!(function = %name, error = %e, "cannot read the artifact digest; recompiling");
             None
         });
+        let memory_mib = manifest.memory_mib;
         let started = Instant::now();
         let (pre, compiled, written) = tokio::task::spawn_blocking(move || {
-            let cached = runtime.load_verified(&cache_dir, &sha, &wasm, trusted.as_deref())?;
+            let cached =
+                runtime.load_within(&cache_dir, &sha, &wasm, trusted.as_deref(), memory_mib)?;
             let pre = runtime.prepare(&cached.module)?;
             Ok::<_, CompileError>((pre, cached.compiled, cached.written))
         })
@@ -254,21 +247,22 @@ impl Functions {
             CompileError::Cache { .. } => RepositoryError::Internal(e.to_string()),
             e => RepositoryError::Rejected(e.to_string()),
         })?;
+        let wrote_artifact = written.is_some();
         if let Some(digest) = written {
             if let Err(e) = self.store.record_artifact(&key, Some(&digest)) {
                 tracing::warn!(function = %name, error = %e, "cannot record the artifact digest; it will be recompiled at the next start");
             }
         }
         let source = if compiled { "compiled" } else { "artifact" };
-        self.metrics
-            .observe_cold_start(name, source, started.elapsed());
-        tracing::info!(function = %name, version, source, elapsed_us = started.elapsed().as_micros() as u64, "function loaded");
-        Ok(Arc::new(LoadedFunction {
+        let took = started.elapsed();
+        tracing::info!(function = %name, version, source, elapsed_us = took.as_micros() as u64, "function loaded");
+        let max_instances = manifest.max_instances.clamp(1, Semaphore::MAX_PERMITS);
+        let function = Arc::new(LoadedFunction {
             name: name.to_owned(),
             version,
             sha256,
             pre,
-            slots: Arc::new(Semaphore::new(manifest.max_instances.max(1))),
+            slots: Arc::new(Semaphore::new(max_instances)),
             env: manifest
                 .env
                 .iter()
@@ -280,13 +274,19 @@ impl Functions {
                 source: self.source.clone(),
             },
             manifest,
-        }))
+        });
+        Ok(Loaded {
+            function,
+            source,
+            took,
+            wrote_artifact,
+        })
     }
 
     /// Checks, compiles, stores and (optionally) activates a new version, numbered one past the
     /// newest. On any failure nothing changes.
     pub async fn deploy(&self, deploy: DeployRequest) -> Result<FunctionSummary, RepositoryError> {
-        validate_name(&deploy.name)?;
+        validate_name_of("function", &deploy.name)?;
         deploy.manifest.validate(&self.limits)?;
         let actual = {
             use sha2::Digest;
@@ -311,36 +311,23 @@ impl Functions {
         let loaded = self
             .load(&deploy.name, version, deploy.wasm.clone(), deploy.manifest)
             .await?;
-        let initial = loaded
-            .pre
-            .module()
-            .resources_required()
-            .max_initial_memory_size;
-        let cap = loaded.manifest.memory_mib << 20;
-        if let Some(bytes) = initial.map(|pages| pages.saturating_mul(64 << 10)) {
-            if bytes > cap {
-                return Err(RepositoryError::Rejected(format!(
-                    "the module's initial memory is {bytes} bytes, more than its manifest's `memory_mib` ({} MiB) allows",
-                    loaded.manifest.memory_mib
-                )));
-            }
-        }
-        let blobs = self.blobs.clone();
-        let wasm = deploy.wasm;
-        let sha = tokio::task::spawn_blocking(move || blobs.put(&wasm))
+        let sha = match self
+            .store_version(&deploy.name, version, deploy.wasm, size, manifest_json)
             .await
-            .map_err(|e| RepositoryError::Internal(format!("storing the module failed: {e}")))??;
-        let record = VersionRecord {
-            version,
-            sha256: sha.clone(),
-            size,
-            config_json: manifest_json,
-            created_at: now(),
+        {
+            Ok(sha) => sha,
+            Err(e) => {
+                // Nothing refers to a module that was never stored: no artifact stays behind.
+                if loaded.wrote_artifact {
+                    self.drop_blob_if_unused(&loaded.function.sha256);
+                }
+                return Err(e);
+            }
         };
-        if let Err(e) = self.store.insert_version(&deploy.name, &record) {
-            self.drop_blob_if_unused(&sha);
-            return Err(e.into());
-        }
+        // Series are created only for a function that exists.
+        self.metrics
+            .observe_cold_start(&deploy.name, loaded.source, loaded.took);
+        let loaded = loaded.function;
         let first = self
             .read()
             .get(&deploy.name)
@@ -360,6 +347,33 @@ impl Functions {
         }
         tracing::info!(function = %deploy.name, version, sha256 = %sha, "function deployed");
         self.summary(&deploy.name)
+    }
+
+    /// Stores the module's bytes and the version's record; returns the module's sha256.
+    async fn store_version(
+        &self,
+        name: &str,
+        version: u64,
+        wasm: Vec<u8>,
+        size: u64,
+        config_json: String,
+    ) -> Result<String, RepositoryError> {
+        let blobs = self.blobs.clone();
+        let sha = tokio::task::spawn_blocking(move || blobs.put(&wasm))
+            .await
+            .map_err(|e| RepositoryError::Internal(format!("storing the module failed: {e}")))??;
+        let record = VersionRecord {
+            version,
+            sha256: sha.clone(),
+            size,
+            config_json,
+            created_at: now(),
+        };
+        if let Err(e) = self.store.insert_version(name, &record) {
+            self.drop_blob_if_unused(&sha);
+            return Err(e.into());
+        }
+        Ok(sha)
     }
 
     /// Makes `version` the one calls go to.
@@ -425,7 +439,7 @@ impl Functions {
             }
             let key = format!("{sha}-{}", self.runtime.engine_hash());
             let _ = self.store.record_artifact(&key, None);
-            let _ = std::fs::remove_file(self.cache_dir.join(format!("{key}.cwasm")));
+            self.runtime.forget_artifact(&self.cache_dir, sha);
         }
     }
 
@@ -471,92 +485,5 @@ impl Functions {
             .ok_or_else(|| {
                 RepositoryError::NotFound(format!("function `{name}` has no loaded active version"))
             })
-    }
-
-    /// Runs the function on one request: admission (503 past `max_instances`), a fresh
-    /// instance on a blocking thread, then the CGI response.
-    pub async fn call(
-        &self,
-        function: Arc<LoadedFunction>,
-        request: CgiRequest,
-        body: Vec<u8>,
-    ) -> Result<FunctionResponse, CallError> {
-        let started = Instant::now();
-        let name = function.name.clone();
-        let outcome = self.call_inner(function, request, body, started).await;
-        let (label, instantiate) = match &outcome {
-            Ok(r) => ("ok", Some(r.instantiate)),
-            Err(CallError::BadOutput(_)) => ("bad_output", None),
-            Err(CallError::Invoke(e)) => (
-                match e {
-                    InvokeError::Timeout { .. } => "timeout",
-                    InvokeError::OutOfFuel { .. } => "fuel",
-                    InvokeError::Memory { .. } => "memory",
-                    InvokeError::Trap { .. } => "trap",
-                    InvokeError::Busy { .. } => "busy",
-                    InvokeError::Host { .. } => "error",
-                },
-                None,
-            ),
-        };
-        self.metrics
-            .observe_function(&name, label, started.elapsed(), instantiate);
-        match &outcome {
-            Ok(r) => {
-                tracing::info!(function = %name, status = r.response.status, instantiate_us = r.instantiate.as_micros() as u64, elapsed_us = started.elapsed().as_micros() as u64, "function called")
-            }
-            Err(e) => {
-                tracing::warn!(function = %name, outcome = label, error = %e, "function call failed")
-            }
-        }
-        outcome
-    }
-
-    async fn call_inner(
-        &self,
-        function: Arc<LoadedFunction>,
-        request: CgiRequest,
-        body: Vec<u8>,
-        started: Instant,
-    ) -> Result<FunctionResponse, CallError> {
-        let Ok(permit) = function.slots.clone().try_acquire_owned() else {
-            return Err(InvokeError::Busy {
-                function: function.name.clone(),
-                reason: format!(
-                    "all {} instances of its manifest's `max_instances` are running",
-                    function.manifest.max_instances
-                ),
-            }
-            .into());
-        };
-        let runtime = self.runtime.clone();
-        let invocation = Invocation {
-            function: function.name.clone(),
-            args: vec![function.name.clone()],
-            env: request.env(&function.env),
-            stdin: body,
-            limits: GuestLimits {
-                memory_mib: function.manifest.memory_mib,
-                timeout_ms: function.manifest.timeout_ms,
-                fuel: function.manifest.fuel,
-            },
-            grants: function.grants.clone(),
-        };
-        let name = function.name.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            runtime.invoke(&function.pre, invocation)
-        })
-        .await
-        .map_err(|e| InvokeError::Host {
-            function: name,
-            reason: format!("the call's thread failed: {e}"),
-        })??;
-        let response = wagi::parse_output(&output.stdout)?;
-        Ok(FunctionResponse {
-            response,
-            instantiate: output.instantiate,
-            latency: started.elapsed(),
-        })
     }
 }

@@ -111,7 +111,35 @@ impl FunctionRoute {
     }
 }
 
+/// Most environment variables a manifest may grant.
+const MAX_ENV: usize = 256;
+/// Most bytes of names and values in a manifest's `env`, together.
+const MAX_ENV_BYTES: usize = 64 << 10;
+/// Most routes of one function.
+const MAX_ROUTES: usize = 64;
+/// Most model grants of one function.
+const MAX_MODELS: usize = 64;
+
 impl FunctionManifest {
+    /// Parses a manifest from JSON; a field of the wrong type or out of its type's range
+    /// (e.g. a negative or 2^64 `memory_mib`) is refused naming its key.
+    pub fn from_json(text: &str) -> Result<Self, RepositoryError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let parsed: Result<Self, _> = serde_path_to_error::deserialize(&mut de);
+        let manifest = parsed.map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            RepositoryError::Rejected(if path == "." {
+                format!("invalid manifest: {inner}")
+            } else {
+                format!("invalid manifest `{path}`: {inner}")
+            })
+        })?;
+        de.end()
+            .map_err(|e| RepositoryError::Rejected(format!("invalid manifest: {e}")))?;
+        Ok(manifest)
+    }
+
     /// Checks the manifest against the agent's limits.
     pub fn validate(&self, limits: &FunctionsConfig) -> Result<(), RepositoryError> {
         let reject = |m: String| Err(RepositoryError::Rejected(m));
@@ -136,13 +164,45 @@ impl FunctionManifest {
         if self.fuel == Some(0) {
             return reject("manifest `fuel` must be at least 1 when set".into());
         }
+        if self.env.len() > MAX_ENV {
+            return reject(format!(
+                "manifest `env` has {} variables; at most {MAX_ENV} are allowed",
+                self.env.len()
+            ));
+        }
+        let env_bytes = self.env.iter().fold(0usize, |n, (k, v)| {
+            n.saturating_add(k.len()).saturating_add(v.len())
+        });
+        if env_bytes > MAX_ENV_BYTES {
+            return reject(format!(
+                "manifest `env` holds {env_bytes} bytes; at most {MAX_ENV_BYTES} are allowed"
+            ));
+        }
         for (k, v) in &self.env {
             if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
                 return reject(format!("manifest `env` has an invalid variable `{k}`"));
             }
         }
+        if self.models.len() > MAX_MODELS {
+            return reject(format!(
+                "manifest `models` has {} grants; at most {MAX_MODELS} are allowed",
+                self.models.len()
+            ));
+        }
         for g in &self.models {
             super::repository::validate_name(&g.name)?;
+            if g.version == Some(0) {
+                return reject(format!(
+                    "manifest `models` grant of `{}` has `version` 0; versions start at 1",
+                    g.name
+                ));
+            }
+        }
+        if self.routes.len() > MAX_ROUTES {
+            return reject(format!(
+                "manifest `routes` has {} routes; at most {MAX_ROUTES} are allowed",
+                self.routes.len()
+            ));
         }
         for r in &self.routes {
             let p = r.prefix.trim_end_matches('/');

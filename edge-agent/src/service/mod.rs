@@ -17,6 +17,7 @@ pub use manifest::{FunctionManifest, FunctionRoute};
 pub use memory::{MemoryError, RequestMemory, Reservation};
 pub use pool::InferencePool;
 pub use repository::{
-    validate_name, ModelSource, ModelSummary, PushRequest, Repository, RepositoryError,
+    validate_name, validate_name_of, ModelSource, ModelSummary, PushRequest, Repository,
+    RepositoryError,
 };
 pub use runner::{InferError, InferRequest, InferResponse, LoadedModel};

@@ -133,6 +133,11 @@ impl std::fmt::Debug for Repository {
 /// Checks a model name: 1 to 128 of letters, digits, `_`, `-`, `.`, starting with a letter or
 /// digit.
 pub fn validate_name(name: &str) -> Result<(), RepositoryError> {
+    validate_name_of("model", name)
+}
+
+/// Checks the name of a `noun` (`model`, `function`): as [`validate_name`].
+pub fn validate_name_of(noun: &str, name: &str) -> Result<(), RepositoryError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -146,7 +151,7 @@ pub fn validate_name(name: &str) -> Result<(), RepositoryError> {
         Ok(())
     } else {
         Err(RepositoryError::Rejected(format!(
-            "invalid model name `{name}`: use 1 to 128 letters, digits, `_`, `-` or `.`, starting with a letter or digit"
+            "invalid {noun} name `{name}`: use 1 to 128 letters, digits, `_`, `-` or `.`, starting with a letter or digit"
         )))
     }
 }

@@ -13,10 +13,12 @@ const MIGRATIONS: [&str; 2] = [
     include_str!("../../migrations/0002_artifacts.sql"),
 ];
 
-/// Model metadata in one SQLite file.
+/// Model (or function) metadata in one SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// What its entries are called in errors: `model` or `function`.
+    noun: &'static str,
 }
 
 fn now() -> i64 {
@@ -26,8 +28,14 @@ fn now() -> i64 {
 }
 
 impl SqliteStore {
-    /// Opens (creating) the database and runs pending migrations.
+    /// Opens (creating) the database of models and runs pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_for(path, "model")
+    }
+
+    /// Opens (creating) the database and runs pending migrations; errors call its entries
+    /// `noun` (e.g. `function`).
+    pub fn open_for(path: &Path, noun: &'static str) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -43,6 +51,7 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Mutex::new(conn),
+            noun,
         })
     }
 
@@ -62,14 +71,14 @@ fn active(conn: &Connection, name: &str) -> Result<Option<u64>, StoreError> {
         .map(|v| v as u64))
 }
 
-fn load_model(conn: &Connection, name: &str) -> Result<ModelRecord, StoreError> {
+fn load_model(conn: &Connection, noun: &str, name: &str) -> Result<ModelRecord, StoreError> {
     let exists: Option<String> = conn
         .query_row("SELECT name FROM models WHERE name = ?1", [name], |r| {
             r.get(0)
         })
         .optional()?;
     if exists.is_none() {
-        return Err(StoreError::NotFound(format!("model `{name}` not found")));
+        return Err(StoreError::NotFound(format!("{noun} `{name}` not found")));
     }
     let mut stmt = conn.prepare(
         "SELECT version, sha256, size, config, created_at FROM versions WHERE name = ?1 ORDER BY version",
@@ -127,7 +136,7 @@ impl ModelStore for SqliteStore {
 
     fn rollback_target(&self, name: &str) -> Result<u64, StoreError> {
         let conn = self.conn();
-        load_model(&conn, name)?;
+        load_model(&conn, self.noun, name)?;
         let versions: Vec<i64> = conn
             .prepare("SELECT version FROM activations WHERE name = ?1 ORDER BY id DESC LIMIT 2")?
             .query_map([name], |r| r.get(0))?
@@ -135,7 +144,8 @@ impl ModelStore for SqliteStore {
         match versions.as_slice() {
             [_, previous] => Ok(*previous as u64),
             _ => Err(StoreError::Conflict(format!(
-                "model `{name}` has no earlier active version to roll back to"
+                "{} `{name}` has no earlier active version to roll back to",
+                self.noun
             ))),
         }
     }
@@ -149,8 +159,8 @@ impl ModelStore for SqliteStore {
         )?;
         if version_exists(&tx, name, record.version)? {
             return Err(StoreError::Conflict(format!(
-                "model `{name}` already has version {}; push a new version number or delete it first",
-                record.version
+                "{} `{name}` already has version {}; push a new version number or delete it first",
+                self.noun, record.version
             )));
         }
         tx.execute(
@@ -171,8 +181,10 @@ impl ModelStore for SqliteStore {
     fn activate(&self, name: &str, version: u64) -> Result<(), StoreError> {
         let conn = self.conn();
         if !version_exists(&conn, name, version)? {
+            load_model(&conn, self.noun, name)?;
             return Err(StoreError::NotFound(format!(
-                "model `{name}` has no version {version}"
+                "{} `{name}` has no version {version}",
+                self.noun
             )));
         }
         if active(&conn, name)? != Some(version) {
@@ -187,7 +199,7 @@ impl ModelStore for SqliteStore {
     fn rollback(&self, name: &str) -> Result<u64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        load_model(&tx, name)?;
+        load_model(&tx, self.noun, name)?;
         let ids: Vec<(i64, i64)> = tx
             .prepare(
                 "SELECT id, version FROM activations WHERE name = ?1 ORDER BY id DESC LIMIT 2",
@@ -196,7 +208,8 @@ impl ModelStore for SqliteStore {
             .collect::<Result<_, _>>()?;
         let [(current, _), (_, previous)] = ids.as_slice() else {
             return Err(StoreError::Conflict(format!(
-                "model `{name}` has no earlier active version to roll back to"
+                "{} `{name}` has no earlier active version to roll back to",
+                self.noun
             )));
         };
         tx.execute("DELETE FROM activations WHERE id = ?1", [current])?;
@@ -207,18 +220,19 @@ impl ModelStore for SqliteStore {
     fn delete_version(&self, name: &str, version: u64) -> Result<VersionRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let model = load_model(&tx, name)?;
+        let model = load_model(&tx, self.noun, name)?;
         let record = model
             .versions
             .iter()
             .find(|v| v.version == version)
             .cloned()
             .ok_or_else(|| {
-                StoreError::NotFound(format!("model `{name}` has no version {version}"))
+                StoreError::NotFound(format!("{} `{name}` has no version {version}", self.noun))
             })?;
         if model.active_version == Some(version) {
             return Err(StoreError::Conflict(format!(
-                "version {version} of `{name}` is active; activate another version or delete the model"
+                "version {version} of `{name}` is active; activate another version or delete the {}",
+                self.noun
             )));
         }
         tx.execute(
@@ -236,14 +250,14 @@ impl ModelStore for SqliteStore {
     fn delete_model(&self, name: &str) -> Result<ModelRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let model = load_model(&tx, name)?;
+        let model = load_model(&tx, self.noun, name)?;
         tx.execute("DELETE FROM models WHERE name = ?1", [name])?;
         tx.commit()?;
         Ok(model)
     }
 
     fn model(&self, name: &str) -> Result<ModelRecord, StoreError> {
-        load_model(&self.conn(), name)
+        load_model(&self.conn(), self.noun, name)
     }
 
     fn models(&self) -> Result<Vec<ModelRecord>, StoreError> {
@@ -252,7 +266,10 @@ impl ModelStore for SqliteStore {
             .prepare("SELECT name FROM models ORDER BY name")?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        names.iter().map(|n| load_model(&conn, n)).collect()
+        names
+            .iter()
+            .map(|n| load_model(&conn, self.noun, n))
+            .collect()
     }
 
     fn blob_in_use(&self, sha256: &str) -> Result<bool, StoreError> {

@@ -34,6 +34,14 @@ pub enum CompileError {
         /// Its result types.
         results: String,
     },
+    /// The module's initial memory is larger than its manifest grants.
+    #[error("the module's initial memory is {bytes} bytes, more than its manifest's `memory_mib` ({limit_mib} MiB) allows")]
+    InitialMemory {
+        /// The initial memory, in bytes.
+        bytes: u64,
+        /// The manifest's `memory_mib`.
+        limit_mib: u64,
+    },
     /// The precompiled artifact cache failed.
     #[error("artifact cache I/O error on `{path}`")]
     Cache {
@@ -87,6 +95,14 @@ pub enum InvokeError {
         trap: String,
         /// The tail of the guest's stderr.
         stderr: String,
+    },
+    /// The guest wrote more to stdout than the agent keeps (it is stopped at that write).
+    #[error("function `{function}` wrote more than {limit} bytes to stdout (functions.max_stdout_bytes)")]
+    OutputTooLarge {
+        /// The function.
+        function: String,
+        /// The cap, in bytes.
+        limit: usize,
     },
     /// No instance slot is free (per-function limit or the engine's pool).
     #[error("function `{function}` is busy: {reason}")]

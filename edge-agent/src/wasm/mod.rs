@@ -39,15 +39,18 @@
 //! # }
 //! ```
 
+mod cache;
 mod error;
 pub mod nn;
+mod pipe;
 mod runtime;
 pub mod wagi;
 
+pub use cache::{check_initial_memory, CachedModule};
 pub use error::{CompileError, InvokeError};
 pub use nn::{GraphSource, ModelGrant, NnLimits};
 pub use runtime::{
-    CachedModule, Grants, GuestLimits, GuestState, Invocation, Output, RuntimeConfig, WasmRuntime,
+    Grants, GuestLimits, GuestState, Invocation, Output, RuntimeConfig, WasmRuntime,
 };
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! thread, fuel, WASI preview 1 with in-memory stdio, our wasi-nn host, one `Store` per call.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 use super::error::{CompileError, InvokeError};
 use super::nn::{self, GraphSource, ModelGrant, NnCtx, NnLimits};
+use super::pipe::CappedPipe;
 
 /// How the engine is set up. Everything here that changes compiled code is part of
 /// [`WasmRuntime::engine_hash`], so cached artifacts never load into another configuration.
@@ -105,34 +106,16 @@ pub struct Output {
     pub run: Duration,
 }
 
-/// A module from [`WasmRuntime::load_cached`].
-pub struct CachedModule {
-    /// The module.
-    pub module: Module,
-    /// Whether it had to be compiled (no trusted artifact).
-    pub compiled: bool,
-    /// The sha256 of the artifact written now, to record for the next load.
-    pub written: Option<String>,
+/// `mib` MiB in bytes, saturating (no configured or granted size can wrap around).
+fn mib_to_bytes(mib: u64) -> usize {
+    usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
 }
 
-/// Serializes `module` to `path` (a temp file, fsynced, then renamed) in `cache_dir` (created
-/// with mode 0700); returns the hex sha256 of the bytes written.
-fn write_artifact(cache_dir: &Path, path: &Path, module: &Module) -> std::io::Result<String> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let bytes = module.serialize().map_err(std::io::Error::other)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(cache_dir)?;
-    std::fs::set_permissions(cache_dir, std::fs::Permissions::from_mode(0o700))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+/// The instant `timeout_ms` from now; a timeout too far out for the clock is a year.
+fn deadline_after(timeout_ms: u64) -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_millis(timeout_ms))
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
 }
 
 /// Caps memory growth and remembers a refusal, so the error can say it was memory.
@@ -172,9 +155,19 @@ pub struct GuestState {
     limiter: MemoryLimiter,
 }
 
+/// A call's `Store` and its stdio.
+pub(super) struct CallStore {
+    /// The store.
+    pub(super) store: Store<GuestState>,
+    /// Its stdout.
+    pub(super) stdout: CappedPipe,
+    /// Its stderr.
+    pub(super) stderr: MemoryOutputPipe,
+}
+
 /// The shared engine and linker. Cheap to share behind an `Arc`.
 pub struct WasmRuntime {
-    engine: Engine,
+    pub(super) engine: Engine,
     linker: Linker<GuestState>,
     config: RuntimeConfig,
     engine_hash: String,
@@ -203,7 +196,7 @@ impl WasmRuntime {
             .total_memories(config.max_instances)
             .total_tables(config.max_instances)
             .total_stacks(config.max_instances)
-            .max_memory_size((config.max_memory_mib as usize) << 20);
+            .max_memory_size(mib_to_bytes(config.max_memory_mib));
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
             .consume_fuel(true)
@@ -250,7 +243,7 @@ impl WasmRuntime {
         &self.engine_hash
     }
 
-    fn digests(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, String>> {
+    pub(super) fn digests(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, String>> {
         self.digests.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -269,7 +262,7 @@ impl WasmRuntime {
         Ok(module)
     }
 
-    fn check(&self, module: &Module) -> Result<(), CompileError> {
+    pub(super) fn check(&self, module: &Module) -> Result<(), CompileError> {
         if let Some(import) = module
             .imports()
             .find(|i| !ALLOWED_IMPORTS.contains(&i.module()))
@@ -304,90 +297,6 @@ impl WasmRuntime {
             })
     }
 
-    /// [`Self::load_verified`] trusting only the artifacts this runtime wrote or verified
-    /// since it started; returns the module and whether it had to compile.
-    pub fn load_cached(
-        &self,
-        cache_dir: &Path,
-        sha256: &str,
-        wasm: &[u8],
-    ) -> Result<(Module, bool), CompileError> {
-        let cached = self.load_verified(cache_dir, sha256, wasm, None)?;
-        Ok((cached.module, cached.compiled))
-    }
-
-    /// The module for `wasm` (whose hex sha256 is `sha256`): deserialized from the artifact
-    /// cache in `cache_dir` when this engine wrote one whose bytes hash to `trusted` (the
-    /// digest recorded when it was written, kept outside the cache dir; else the digest this
-    /// runtime remembers writing), else compiled and written back (best effort: a cache that
-    /// cannot be written only costs a recompile).
-    pub fn load_verified(
-        &self,
-        cache_dir: &Path,
-        sha256: &str,
-        wasm: &[u8],
-        trusted: Option<&str>,
-    ) -> Result<CachedModule, CompileError> {
-        let path = cache_dir.join(format!("{sha256}-{}.cwasm", self.engine_hash));
-        let remembered = self.digests().get(&path).cloned();
-        if let Some(digest) = trusted.or(remembered.as_deref()) {
-            match self.read_artifact(&path, digest) {
-                Ok(module) => {
-                    self.check(&module)?;
-                    self.digests().insert(path, digest.to_owned());
-                    return Ok(CachedModule {
-                        module,
-                        compiled: false,
-                        written: None,
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cached artifact refused; recompiling")
-                }
-            }
-        }
-        let module = self.compile(wasm)?;
-        let written = match write_artifact(cache_dir, &path, &module) {
-            Ok(digest) => {
-                self.digests().insert(path, digest.clone());
-                Some(digest)
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot cache the compiled module; it will be compiled again at the next start");
-                None
-            }
-        };
-        Ok(CachedModule {
-            module,
-            compiled: true,
-            written,
-        })
-    }
-
-    /// Reads an artifact into memory (refusing a symlink or anything but a plain file) and
-    /// deserializes it only if its bytes hash to `digest`.
-    #[allow(
-        unsafe_code,
-        reason = "deserializing an artifact that this agent compiled, checked against its digest"
-    )]
-    fn read_artifact(&self, path: &Path, digest: &str) -> wasmtime::Result<Module> {
-        let meta = std::fs::symlink_metadata(path)?;
-        if !meta.file_type().is_file() {
-            return Err(wasmtime::format_err!("not a plain file"));
-        }
-        let bytes = std::fs::read(path)?;
-        let actual = hex::encode(Sha256::digest(&bytes));
-        if !actual.eq_ignore_ascii_case(digest) {
-            return Err(wasmtime::format_err!(
-                "its sha256 is {actual}, not the {digest} recorded when it was written"
-            ));
-        }
-        // SAFETY: these bytes are exactly the `Module::serialize` output this agent wrote (their
-        // sha256 matches the digest recorded outside the cache dir when it wrote them), for an
-        // engine with this configuration hash.
-        unsafe { Module::deserialize(&self.engine, &bytes) }
-    }
-
     /// Runs `_start` of a fresh instance in a fresh `Store`, with the call's deadline, fuel and
     /// memory cap. Blocking: call it off the async reactor (e.g. in `spawn_blocking`).
     ///
@@ -400,7 +309,8 @@ impl WasmRuntime {
         call: Invocation,
     ) -> Result<Output, InvokeError> {
         let (function, timeout_ms) = (call.function.clone(), call.limits.timeout_ms);
-        let backstop = Duration::from_millis(timeout_ms + 2 * self.config.epoch_tick_ms.max(1));
+        let ticks = self.config.epoch_tick_ms.max(1).saturating_mul(2);
+        let backstop = Duration::from_millis(timeout_ms.saturating_add(ticks));
         let run = async move {
             match tokio::time::timeout(backstop, self.invoke_async(pre, call)).await {
                 Ok(result) => result,
@@ -416,13 +326,10 @@ impl WasmRuntime {
         }
     }
 
-    async fn invoke_async(
-        &self,
-        pre: &InstancePre<GuestState>,
-        call: Invocation,
-    ) -> Result<Output, InvokeError> {
-        let function = call.function.clone();
-        let stdout = MemoryOutputPipe::new(self.config.max_stdout_bytes);
+    /// A fresh `Store` for one call: WASI with in-memory stdio, the wasi-nn state, the memory
+    /// cap, the epoch deadline and fuel.
+    pub(super) fn new_store(&self, call: Invocation) -> Result<CallStore, InvokeError> {
+        let stdout = CappedPipe::new(self.config.max_stdout_bytes);
         let stderr = MemoryOutputPipe::new(self.config.max_stderr_bytes);
         let wasi = WasiCtxBuilder::new()
             .stdin(MemoryInputPipe::new(call.stdin))
@@ -440,8 +347,8 @@ impl WasmRuntime {
             call.grants.allow_load,
             call.grants.source,
             self.config.nn,
-            (cap_mib as usize) << 20,
-            Instant::now() + Duration::from_millis(limits.timeout_ms),
+            mib_to_bytes(cap_mib),
+            deadline_after(limits.timeout_ms),
         );
         let mut store = Store::new(
             &self.engine,
@@ -449,7 +356,7 @@ impl WasmRuntime {
                 wasi,
                 nn,
                 limiter: MemoryLimiter {
-                    cap: (cap_mib as usize) << 20,
+                    cap: mib_to_bytes(cap_mib),
                     refused: None,
                 },
             },
@@ -457,13 +364,35 @@ impl WasmRuntime {
         store.limiter(|s| &mut s.limiter);
         let tick = self.config.epoch_tick_ms.max(1);
         store.set_epoch_deadline(limits.timeout_ms.div_ceil(tick).max(1));
+        store
+            .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+            .map_err(|e| InvokeError::Host {
+                function: call.function.clone(),
+                reason: format!("{e}"),
+            })?;
+        Ok(CallStore {
+            store,
+            stdout,
+            stderr,
+        })
+    }
+
+    async fn invoke_async(
+        &self,
+        pre: &InstancePre<GuestState>,
+        call: Invocation,
+    ) -> Result<Output, InvokeError> {
+        let function = call.function.clone();
+        let limits = call.limits;
+        let CallStore {
+            mut store,
+            stdout,
+            stderr,
+        } = self.new_store(call)?;
         let host = |reason: String| InvokeError::Host {
             function: function.clone(),
             reason,
         };
-        store
-            .set_fuel(limits.fuel.unwrap_or(u64::MAX))
-            .map_err(|e| host(format!("{e}")))?;
         let started = Instant::now();
         let instance = match pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,
@@ -475,6 +404,12 @@ impl WasmRuntime {
                         reason: format!("the engine's pool is full: {text}"),
                     });
                 }
+                if stdout.overflowed() {
+                    return Err(InvokeError::OutputTooLarge {
+                        function,
+                        limit: self.config.max_stdout_bytes,
+                    });
+                }
                 return Err(self.failure(e, &store, &function, limits, &stderr.contents()));
             }
         };
@@ -484,6 +419,14 @@ impl WasmRuntime {
             .map_err(|e| host(format!("{e}")))?;
         let result = start.call_async(&mut store, ()).await;
         let run = started.elapsed() - instantiate;
+        if stdout.overflowed() {
+            // Whatever the guest did after its write was refused (trapped, or caught the
+            // error and exited), its response is incomplete.
+            return Err(InvokeError::OutputTooLarge {
+                function,
+                limit: self.config.max_stdout_bytes,
+            });
+        }
         if let Err(e) = result {
             let clean_exit = e.downcast_ref::<I32Exit>().is_some_and(|x| x.0 == 0);
             if !clean_exit {
@@ -492,7 +435,7 @@ impl WasmRuntime {
         }
         drop(store);
         Ok(Output {
-            stdout: stdout.contents().to_vec(),
+            stdout: stdout.take(),
             stderr: stderr.contents().to_vec(),
             instantiate,
             run,

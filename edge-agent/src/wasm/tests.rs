@@ -9,7 +9,9 @@ use sha2::Digest;
 
 use super::*;
 
+mod nn_fuzz;
 mod nn_limits;
+mod output;
 
 /// The nn_errno digits `nn_hostile.wat` must print, call by call.
 const NN_HOSTILE_EXPECTED: &str = include_str!("../../tests/wat/nn_hostile.expected");

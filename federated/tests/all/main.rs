@@ -4,3 +4,4 @@ mod gradients;
 mod secagg;
 mod simulation;
 mod training;
+mod wire;
