@@ -323,7 +323,8 @@ mod tests {
     #[test]
     fn functions_numbers_are_range_checked_naming_the_key() {
         assert_eq!(FunctionsConfig::default().validate(), Ok(()));
-        let bad: [(&str, fn(&mut FunctionsConfig)); 10] = [
+        type Tweak = fn(&mut FunctionsConfig);
+        let bad: [(&str, Tweak); 10] = [
             ("max_instances", |f| f.max_instances = 0),
             ("max_instances", |f| f.max_instances = u32::MAX),
             ("max_memory_mib", |f| f.max_memory_mib = 0),
