@@ -1,2 +1,84 @@
-//! Criterion benchmarks live in `benches/`; this library is empty. See `README.md` here for the
-//! figures and the commands that produced them.
+//! Criterion benchmarks live in `benches/`; this library holds what the load generators in
+//! `src/bin/` share. See `README.md` here for the figures and the commands that produced them.
+
+use std::time::{Duration, Instant};
+
+/// What one closed-loop run measured.
+#[derive(Debug, Clone)]
+pub struct LoadRun {
+    /// Latencies of the successful requests, sorted.
+    pub latencies: Vec<Duration>,
+    /// Requests that failed or got a non-2xx answer.
+    pub errors: usize,
+    /// Seconds the run took.
+    pub elapsed_secs: f64,
+}
+
+impl LoadRun {
+    /// Successful requests per second.
+    pub fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed_secs
+    }
+
+    /// The `q` quantile of the latencies, in milliseconds (0 with no request).
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        let sorted = &self.latencies;
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i].as_secs_f64() * 1e3
+    }
+}
+
+/// `concurrency` clients each POST `body` (JSON) to `url` back to back for `seconds`.
+pub async fn closed_loop(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    concurrency: usize,
+    seconds: f64,
+) -> LoadRun {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let client = client.clone();
+        let url = url.to_owned();
+        let body = body.to_string();
+        tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        })
+    });
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for w in futures::future::join_all(workers).await {
+        let (lat, e) = w.expect("a load worker panicked");
+        latencies.extend(lat);
+        errors += e;
+    }
+    let elapsed_secs = started.elapsed().as_secs_f64();
+    latencies.sort();
+    LoadRun {
+        latencies,
+        errors,
+        elapsed_secs,
+    }
+}

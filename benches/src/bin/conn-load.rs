@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use edge_agent::AgentConfig;
 use inference::test_support::{model_bytes, models_dir};
-use serde_json::{json, Value};
+use platform_benches::{closed_loop, LoadRun};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Args {
@@ -62,62 +63,6 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     Ok(args)
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1e3
-}
-
-/// Closed-loop clients for `seconds`: (latencies sorted, errors, requests per second).
-async fn run_load(
-    client: &reqwest::Client,
-    url: &str,
-    body: &Value,
-    concurrency: usize,
-    seconds: f64,
-) -> (Vec<Duration>, usize, f64) {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let workers = (0..concurrency).map(|_| {
-        let client = client.clone();
-        let url = url.to_owned();
-        let body = body.to_string();
-        tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        })
-    });
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for w in futures::future::join_all(workers).await {
-        let (lat, e) = w.expect("worker");
-        all.extend(lat);
-        errors += e;
-    }
-    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
-    all.sort();
-    (all, errors, rate)
 }
 
 async fn open_connections(client: &reqwest::Client, base: &str) -> anyhow::Result<i64> {
@@ -161,11 +106,13 @@ async fn hold(
     }))
 }
 
-fn row(label: &str, concurrency: usize, (lat, errors, rate): &(Vec<Duration>, usize, f64)) {
+fn row(label: &str, concurrency: usize, run: &LoadRun) {
     println!(
-        "| {label} | {concurrency} | {rate:.0} | {:.3} | {:.3} | {errors} |",
-        percentile(lat, 0.50),
-        percentile(lat, 0.99)
+        "| {label} | {concurrency} | {:.0} | {:.3} | {:.3} | {} |",
+        run.rate(),
+        run.percentile_ms(0.50),
+        run.percentile_ms(0.99),
+        run.errors
     );
 }
 
@@ -241,11 +188,11 @@ fn main() -> anyhow::Result<()> {
         );
         println!("|---|---|---|---|---|---|");
         for &c in &args.concurrency {
-            run_load(&client, &url, &body, c, 0.3).await; // warm-up
+            closed_loop(&client, &url, &body, c, 0.3).await; // warm-up
             row(
                 "none",
                 c,
-                &run_load(&client, &url, &body, c, args.seconds).await,
+                &closed_loop(&client, &url, &body, c, args.seconds).await,
             );
         }
 
@@ -262,11 +209,11 @@ fn main() -> anyhow::Result<()> {
         let open_before = open_connections(&client, &base).await?;
         let label = format!("{} idle/half-open", args.idle);
         for &c in &args.concurrency {
-            run_load(&client, &url, &body, c, 0.3).await;
+            closed_loop(&client, &url, &body, c, 0.3).await;
             row(
                 &label,
                 c,
-                &run_load(&client, &url, &body, c, args.seconds).await,
+                &closed_loop(&client, &url, &body, c, args.seconds).await,
             );
         }
         let open_after = open_connections(&client, &base).await?;

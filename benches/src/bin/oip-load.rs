@@ -13,12 +13,12 @@
 //! Client and server share the machine's cores, so absolute figures are lower than with a
 //! separate client machine; the comparisons between rows hold.
 
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use edge_agent::AgentConfig;
 use inference::test_support::{model_bytes, models_dir};
 use inference::BackendKind;
+use platform_benches::closed_loop;
 use serde_json::{json, Value};
 
 struct Args {
@@ -60,61 +60,6 @@ fn request_for(cnn: bool, row: &[f32]) -> Value {
     };
     json!({"inputs": [{"name": "input", "shape": shape, "datatype": "FP32", "data": row}],
            "outputs": [{"name": "logits"}]})
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1e3
-}
-
-async fn run_load(
-    client: &reqwest::Client,
-    url: &str,
-    body: &Value,
-    concurrency: usize,
-    seconds: f64,
-) -> (usize, usize, Vec<Duration>, f64) {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let workers = (0..concurrency).map(|_| {
-        let client = client.clone();
-        let url = url.to_owned();
-        let body = body.to_string();
-        tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        })
-    });
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for w in futures::future::join_all(workers).await {
-        let (lat, e) = w.expect("worker");
-        all.extend(lat);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    (all.len(), errors, all, elapsed)
 }
 
 #[tokio::main]
@@ -186,19 +131,18 @@ async fn main() -> anyhow::Result<()> {
                 let url = format!("{base}/v2/models/{name}/infer");
                 let body = request_for(cnn, &row);
                 for &c in &args.concurrency {
-                    run_load(&client, &url, &body, c, 0.3).await; // warm-up
-                    let (ok, errors, lat, elapsed) =
-                        run_load(&client, &url, &body, c, args.seconds).await;
+                    closed_loop(&client, &url, &body, c, 0.3).await; // warm-up
+                    let run = closed_loop(&client, &url, &body, c, args.seconds).await;
                     println!(
                         "| {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {} |",
                         &file[..file.len() - 5],
                         backend,
                         if batching { "on" } else { "off" },
                         c,
-                        ok as f64 / elapsed,
-                        percentile(&lat, 0.50),
-                        percentile(&lat, 0.99),
-                        errors
+                        run.rate(),
+                        run.percentile_ms(0.50),
+                        run.percentile_ms(0.99),
+                        run.errors
                     );
                 }
             }
