@@ -13,7 +13,6 @@
 //! Client and server share the machine's cores, so absolute figures are lower than with a
 //! separate client machine; the comparisons between rows hold.
 
-
 use anyhow::Context;
 use edge_agent::AgentConfig;
 use inference::test_support::{model_bytes, models_dir};
