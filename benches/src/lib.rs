@@ -3,6 +3,21 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
+/// The first test digit of `models/digits.npz`, as 64 floats.
+pub fn first_test_digit() -> anyhow::Result<Vec<f32>> {
+    let file = std::fs::File::open(inference::test_support::models_dir().join("digits.npz"))?;
+    let mut npz = ndarray_npy::NpzReader::new(file)?;
+    let x: inference::ndarray::ArrayD<f32> = npz.by_name("x_test")?;
+    Ok(x.outer_iter()
+        .next()
+        .context("empty dataset")?
+        .iter()
+        .copied()
+        .collect())
+}
+
 /// What one closed-loop run measured.
 #[derive(Debug, Clone)]
 pub struct LoadRun {

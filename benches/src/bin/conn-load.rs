@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use edge_agent::AgentConfig;
-use inference::test_support::{model_bytes, models_dir};
+use inference::test_support::model_bytes;
 use platform_benches::{closed_loop, LoadRun};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -168,17 +168,7 @@ fn main() -> anyhow::Result<()> {
             .send()
             .await?;
         anyhow::ensure!(r.status() == 201, "push failed: {}", r.text().await?);
-        let row_data: Vec<f32> = {
-            let file = std::fs::File::open(models_dir().join("digits.npz"))?;
-            let mut npz = ndarray_npy::NpzReader::new(file)?;
-            let x: inference::ndarray::ArrayD<f32> = npz.by_name("x_test")?;
-            x.outer_iter()
-                .next()
-                .context("empty dataset")?
-                .iter()
-                .copied()
-                .collect()
-        };
+        let row_data = platform_benches::first_test_digit()?;
         let body = json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
                           "data": row_data}], "outputs": [{"name": "logits"}]});
         let url = format!("{base}/v2/models/digits/infer");

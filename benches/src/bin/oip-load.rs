@@ -15,7 +15,7 @@
 
 use anyhow::Context;
 use edge_agent::AgentConfig;
-use inference::test_support::{model_bytes, models_dir};
+use inference::test_support::model_bytes;
 use inference::BackendKind;
 use platform_benches::closed_loop;
 use serde_json::{json, Value};
@@ -86,17 +86,7 @@ async fn main() -> anyhow::Result<()> {
     if inference::test_support::ort_library("oip-load on ONNX Runtime").is_some() {
         backends.push(BackendKind::Ort);
     }
-    let row: Vec<f32> = {
-        let file = std::fs::File::open(models_dir().join("digits.npz"))?;
-        let mut npz = ndarray_npy::NpzReader::new(file)?;
-        let x: inference::ndarray::ArrayD<f32> = npz.by_name("x_test")?;
-        x.outer_iter()
-            .next()
-            .context("empty dataset")?
-            .iter()
-            .copied()
-            .collect()
-    };
+    let row = platform_benches::first_test_digit()?;
 
     println!("| model | backend | batching | concurrency | throughput (req/s) | p50 (ms) | p99 (ms) | errors |");
     println!("|---|---|---|---|---|---|---|---|");

@@ -8,8 +8,8 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::process::{start, wait_ready, write_config};
-use crate::support::{digits, mlp_request, ADMIN, INFER};
+use crate::process::{infer_digit, start, wait_ready, write_config};
+use crate::support::{ADMIN, INFER};
 
 /// Sends raw bytes on a fresh connection and reads whatever comes back until the server closes
 /// it (bounded in time).
@@ -147,16 +147,7 @@ async fn the_agent_survives_a_corpus_of_hostile_requests() {
             }
         }
     }
-    let out: Value = client
-        .post(format!("{url}/v2/models/digits/infer"))
-        .bearer_auth(INFER)
-        .json(&mlp_request(&digits(1)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let out = infer_digit(&client, &url, INFER).await;
     assert_eq!(out["outputs"][0]["shape"], json!([1, 10]), "{out}");
     assert!(agent.try_wait().unwrap().is_none());
     agent.kill().await.unwrap();

@@ -43,6 +43,20 @@ pub(crate) async fn wait_ready(client: &reqwest::Client, url: &str) {
     panic!("the agent did not become ready");
 }
 
+/// Classifies one test digit on the agent at `url` and returns the response body.
+pub(crate) async fn infer_digit(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    client
+        .post(format!("{url}/v2/models/digits/infer"))
+        .bearer_auth(token)
+        .json(&mlp_request(&digits(1)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Writes a config file listening on a free port with its data in `dir`, plus `extra` TOML;
 /// returns its path and the agent's URL.
 pub(crate) fn write_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, String) {
@@ -111,16 +125,7 @@ async fn models_survive_sigkill_and_restart() {
         .await
         .unwrap();
     assert_eq!(before, after);
-    let out: Value = client
-        .post(format!("{url}/v2/models/digits/infer"))
-        .bearer_auth(ADMIN)
-        .json(&mlp_request(&digits(1)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let out = infer_digit(&client, &url, ADMIN).await;
     assert_eq!(out["model_version"], "1");
     agent.kill().await.unwrap();
 }
