@@ -82,9 +82,16 @@ impl SimulationFile {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read `{}`", path.display()))?;
-        let mut sim: SimulationFile = toml::from_str(&text)
-            .with_context(|| format!("invalid simulation file `{}`", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .with_context(|| format!("invalid simulation file `{}`", path.display()))
+    }
+
+    /// Parses and checks a simulation file's text; `model` and `dataset` are taken relative
+    /// to `base` (the file's folder). Every variant's strategy is built once, so a bad
+    /// strategy, DP or secure-aggregation setting is refused here, by name, before any
+    /// training starts.
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<Self> {
+        let mut sim: SimulationFile = toml::from_str(text)?;
         sim.model = base.join(&sim.model);
         sim.dataset = base.join(&sim.dataset);
         anyhow::ensure!(
@@ -108,8 +115,35 @@ impl SimulationFile {
                 s.validate()
                     .with_context(|| format!("variant `{}`", v.name))?;
             }
+            sim.strategy(v)?;
         }
         Ok(sim)
+    }
+
+    /// The local-training settings sent to every client with each round.
+    fn fit_config(&self) -> Config {
+        let mut fit_config = Config::new();
+        fit_config.insert(
+            "local_epochs".into(),
+            federated::strategy::Scalar::Int(self.train.epochs as i64),
+        );
+        fit_config
+    }
+
+    /// `variant`'s strategy, wrapped in central DP when it asks for it.
+    fn strategy(
+        &self,
+        variant: &Variant,
+    ) -> anyhow::Result<Box<dyn federated::strategy::Strategy>> {
+        build_strategy(
+            &variant.strategy,
+            self.selection.clone(),
+            self.fit_config(),
+            variant.dp.as_ref(),
+            variant.secagg.is_some(),
+            self.seed,
+        )
+        .with_context(|| format!("variant `{}`", variant.name))
     }
 }
 
@@ -149,22 +183,9 @@ pub fn run_simulation(
     let test = load_split(&mut npz, "test", &sim.dataset)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
 
-    let mut fit_config = Config::new();
-    fit_config.insert(
-        "local_epochs".into(),
-        federated::strategy::Scalar::Int(sim.train.epochs as i64),
-    );
     let mut results = Vec::new();
     for variant in &sim.variants {
-        let mut strategy = build_strategy(
-            &variant.strategy,
-            sim.selection.clone(),
-            fit_config.clone(),
-            variant.dp.as_ref(),
-            variant.secagg.is_some(),
-            sim.seed,
-        )
-        .with_context(|| format!("variant `{}`", variant.name))?;
+        let mut strategy = sim.strategy(variant)?;
         let simulation = Simulation {
             model: model.clone(),
             train: train.clone(),

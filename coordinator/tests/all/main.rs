@@ -1,3 +1,4 @@
 //! Integration tests of the `coordinator` binary.
 
+mod examples;
 mod simulate;
