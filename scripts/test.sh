@@ -18,5 +18,7 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo fmt --check (functions/)"
 cargo fmt --manifest-path functions/Cargo.toml --all -- --check
+echo "==> cargo clippy (functions/, wasm32-wasip1)"
+cargo clippy --manifest-path functions/Cargo.toml --target wasm32-wasip1 --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
