@@ -10,6 +10,9 @@ use tract_onnx::pb;
 
 use crate::ElementType;
 
+mod skips;
+pub use skips::skipped;
+
 /// Set to require ONNX Runtime: its tests then fail instead of skipping. The README's test
 /// command sets it; so does CI (`CI`).
 pub const REQUIRE_ORT_ENV: &str = "EDGE_ML_REQUIRE_ORT";
@@ -56,7 +59,7 @@ pub fn setup_var(var: &str, test: &str, must_be_file: bool) -> Option<String> {
             "{test}: this test is required here but {why}; run scripts/test.sh, which sets it up"
         );
     }
-    eprintln!("skipping {test}: {why} (scripts/test.sh sets it up)");
+    skipped(test, &why);
     None
 }
 
@@ -74,7 +77,7 @@ pub fn program(name: &str, test: &str) -> Option<PathBuf> {
     if required() {
         panic!("{test}: this test is required here but `{name}` is not on PATH; run scripts/test.sh, which installs it");
     }
-    eprintln!("skipping {test}: `{name}` is not on PATH (scripts/test.sh installs it)");
+    skipped(test, &format!("`{name}` is not on PATH"));
     None
 }
 

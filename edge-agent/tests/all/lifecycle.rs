@@ -117,7 +117,7 @@ async fn shutdown_drains_in_flight_requests() {
     let agent = Agent::start().await;
     agent.push_bytes("slow", 1, slow_model(), json!({})).await;
     let in_flight = agent.spawn_infer("slow", slow_request(256));
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    agent.wait_for_in_flight(1).await;
     let base = agent.url.clone();
     agent.stop().await;
     let finished = in_flight.await.unwrap();

@@ -124,6 +124,30 @@ impl Agent {
             .unwrap()
     }
 
+    /// Waits until `n` HTTP requests besides this one are being served, by polling the
+    /// `in_flight_requests` gauge of `/metrics` (whose own request counts one); panics after a
+    /// generous 30 s. Tests that act "while a request runs" wait on this, not on a sleep.
+    pub async fn wait_for_in_flight(&self, n: i64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let text = self.metrics_text().await;
+            let now = text
+                .lines()
+                .find_map(|l| l.strip_prefix("edge_agent_in_flight_requests "))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or_else(|| panic!("no in-flight gauge in /metrics:\n{text}"));
+            if now > n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} request(s) in flight after 30 s, waiting for {n}",
+                now - 1
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Starts an infer request in the background, for tests that act while it runs.
     pub fn spawn_infer(&self, model: &str, body: Value) -> tokio::task::JoinHandle<Response> {
         let request = self

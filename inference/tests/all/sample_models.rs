@@ -148,8 +148,9 @@ fn backends_agree_with_python_onnxruntime() {
                             std::env::var_os("CI").is_none(),
                             "CI must set EDGE_ML_PYTHON (scripts/env.sh)"
                         );
-                        eprintln!(
-                            "skipped: {name} on ort needs EDGE_ML_PYTHON for a reference computed on this CPU"
+                        inference::test_support::skipped(
+                            &format!("sample_models: {name} on ort"),
+                            "it needs EDGE_ML_PYTHON for a reference computed on this CPU",
                         );
                         continue;
                     }
