@@ -80,7 +80,7 @@ pub fn guest(name: &str) -> Option<Vec<u8>> {
             Some(std::fs::read(path).unwrap())
         }
         Err(why) if std::env::var_os("CI").is_none() && !target_installed() => {
-            inference::test_support::skipped(&format!("guest `{name}`"), &why);
+            inference::test_support::skipped(&format!("guest `{name}`"), why);
             None
         }
         Err(why) => panic!("{why}"),
