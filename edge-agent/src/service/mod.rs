@@ -3,6 +3,7 @@
 
 mod batcher;
 mod functions;
+mod infer;
 mod manifest;
 mod memory;
 mod pool;
@@ -20,4 +21,5 @@ pub use repository::{
     validate_name, validate_name_of, ModelSource, ModelSummary, PushRequest, Repository,
     RepositoryError,
 };
-pub use runner::{InferError, InferRequest, InferResponse, LoadedModel};
+pub use infer::{InferError, InferRequest, InferResponse};
+pub use runner::LoadedModel;
