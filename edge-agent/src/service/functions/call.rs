@@ -58,7 +58,9 @@ impl Functions {
                 None,
             ),
         };
-        self.metrics
+        self.registry
+            .hooks()
+            .metrics
             .observe_function(&name, label, started.elapsed(), instantiate);
         match &outcome {
             Ok(r) => {
@@ -88,7 +90,7 @@ impl Functions {
             }
             .into());
         };
-        let runtime = self.runtime.clone();
+        let runtime = self.registry.hooks().runtime.clone();
         let invocation = Invocation {
             function: function.name.clone(),
             args: vec![function.name.clone()],
