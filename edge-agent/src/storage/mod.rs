@@ -126,7 +126,9 @@ pub enum StoreError {
         name: String,
     },
     /// The active version cannot be deleted.
-    #[error("version {version} of `{name}` is active; activate another version or delete the {kind}")]
+    #[error(
+        "version {version} of `{name}` is active; activate another version or delete the {kind}"
+    )]
     ActiveVersion {
         /// What it is.
         kind: Kind,

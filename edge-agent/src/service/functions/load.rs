@@ -133,7 +133,9 @@ impl Hooks for FunctionHooks {
     }
 
     fn blob_removed(&self, sha256: &str) {
-        let _ = self.artifacts.record_artifact(&self.artifact_key(sha256), None);
+        let _ = self
+            .artifacts
+            .record_artifact(&self.artifact_key(sha256), None);
         self.runtime.forget_artifact(&self.cache_dir, sha256);
     }
 }

@@ -81,9 +81,9 @@ impl Conflict {
     /// The message, for the entry `kind` `name`.
     fn describe(&self, kind: Kind, name: &str) -> String {
         match self {
-            Self::ReadOnly => format!(
-                "{kind} `{name}` comes from the read-only --model-dir; change it there"
-            ),
+            Self::ReadOnly => {
+                format!("{kind} `{name}` comes from the read-only --model-dir; change it there")
+            }
             Self::VersionExists(version) => StoreError::VersionExists {
                 kind,
                 name: name.to_owned(),

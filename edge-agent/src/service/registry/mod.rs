@@ -241,7 +241,11 @@ impl<K: Hooks> Registry<K> {
             version,
         };
         let v = version.or(entry.active).ok_or_else(|| not_ready(None))?;
-        entry.loaded.get(&v).cloned().ok_or_else(|| not_ready(Some(v)))
+        entry
+            .loaded
+            .get(&v)
+            .cloned()
+            .ok_or_else(|| not_ready(Some(v)))
     }
 
     /// A loaded version, if it is loaded.

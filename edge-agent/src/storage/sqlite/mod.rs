@@ -22,7 +22,8 @@ const VERSIONS: &str = include_str!("../../../migrations/0001_models.sql");
 /// The artifact digests.
 const ARTIFACTS: &str = include_str!("../../../migrations/0002_artifacts.sql");
 /// Drops the artifact table agents before the store split left in `models.sqlite3`.
-const DROP_MODEL_ARTIFACTS: &str = include_str!("../../../migrations/0003_drop_model_artifacts.sql");
+const DROP_MODEL_ARTIFACTS: &str =
+    include_str!("../../../migrations/0003_drop_model_artifacts.sql");
 
 /// The migrations of `models.sqlite3`, in order; `PRAGMA user_version` records how many ran.
 /// The second is empty: agents before the split ran 0002 (the artifact table) here too, so a

@@ -108,7 +108,10 @@ fn errors_name_the_kind_of_the_store() {
         store.activate("f", 9).unwrap_err().to_string(),
         store.activate("g", 1).unwrap_err().to_string(),
         store.delete_version("f", 1).unwrap_err().to_string(),
-        store.insert_version("f", &record(1)).unwrap_err().to_string(),
+        store
+            .insert_version("f", &record(1))
+            .unwrap_err()
+            .to_string(),
     ];
     assert_eq!(
         texts,
@@ -132,7 +135,13 @@ fn each_file_holds_only_its_own_tables() {
     assert_eq!(tables(&models), version_tables);
     assert_eq!(
         tables(&functions),
-        ["activations", "artifacts", "models", "sqlite_sequence", "versions"]
+        [
+            "activations",
+            "artifacts",
+            "models",
+            "sqlite_sequence",
+            "versions"
+        ]
     );
     assert_eq!(user_version(&models), MODEL_MIGRATIONS.len());
     assert_eq!(user_version(&functions), FUNCTION_MIGRATIONS.len());
@@ -148,7 +157,13 @@ fn a_model_db_of_the_old_schema_opens_and_drops_only_the_artifact_table() {
         let store = open_model_db(&path).unwrap();
         let m = store.entry("m").unwrap();
         assert_eq!(m.active_version, Some(1));
-        assert_eq!(m.versions, [VersionRecord { created_at: 1, ..record(1) }]);
+        assert_eq!(
+            m.versions,
+            [VersionRecord {
+                created_at: 1,
+                ..record(1)
+            }]
+        );
         drop(store);
         assert!(!tables(&path).contains(&"artifacts".to_owned()));
         assert_eq!(user_version(&path), 3);
