@@ -334,3 +334,6 @@ impl<K: Hooks> std::fmt::Debug for Registry<K> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;
