@@ -18,11 +18,17 @@ use crate::wasm::{CompileError, Grants, GraphSource, WasmRuntime};
 
 /// The function side of the registry.
 pub(crate) struct FunctionHooks {
+    /// The engine that compiles and runs modules.
     pub runtime: Arc<WasmRuntime>,
+    /// The digests of the artifacts it wrote.
     pub artifacts: Arc<dyn ArtifactStore>,
+    /// Where artifacts are cached.
     pub cache_dir: PathBuf,
+    /// The models guests reach through wasi-nn.
     pub source: Arc<dyn GraphSource>,
+    /// The agent's bounds on manifests.
     pub limits: FunctionsConfig,
+    /// The agent's metrics.
     pub metrics: Metrics,
 }
 

@@ -15,8 +15,11 @@ use crate::storage::Kind;
 
 /// The model side of the registry.
 pub(crate) struct ModelHooks {
+    /// The ONNX Runtime library for models on the `ort` backend.
     pub ort_library: Option<PathBuf>,
+    /// Where inference computes.
     pub pool: InferencePool,
+    /// The agent's metrics.
     pub metrics: Metrics,
 }
 
