@@ -46,7 +46,7 @@ pub use inference;
 
 use metrics::Metrics;
 use service::{Functions, InferencePool, Repository};
-use storage::{BlobStore, SqliteStore};
+use storage::BlobStore;
 
 /// The OpenAPI document of the `/v1` routes.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -97,7 +97,9 @@ pub async fn build_state(
         source,
     })?;
     config.validate().map_err(StartError::Config)?;
-    let store = Arc::new(SqliteStore::open(&config.data_dir.join("models.sqlite3"))?);
+    let store = Arc::new(storage::open_model_db(
+        &config.data_dir.join("models.sqlite3"),
+    )?);
     let blobs = BlobStore::open(config.data_dir.join("blobs"))?;
     collect_orphans("model", &*store, &blobs)?;
     let metrics = Metrics::new();
@@ -126,12 +128,10 @@ pub async fn build_state(
         ..wasm::RuntimeConfig::default()
     })
     .map_err(|e| StartError::Wasm(format!("{e}")))?;
-    let function_store = Arc::new(SqliteStore::open_for(
-        &config.data_dir.join("functions.sqlite3"),
-        "function",
-    )?);
+    let (function_store, artifacts) =
+        storage::open_function_db(&config.data_dir.join("functions.sqlite3"))?;
     let function_blobs = BlobStore::open(config.data_dir.join("function-blobs"))?;
-    collect_orphans("function", &*function_store, &function_blobs)?;
+    collect_orphans("function", &function_store, &function_blobs)?;
     let stale = storage::remove_artifact_temp_files(&config.data_dir.join("wasm-cache"));
     if stale > 0 {
         tracing::warn!(
@@ -141,9 +141,12 @@ pub async fn build_state(
     }
     let functions = Functions::open(
         Arc::new(runtime),
-        function_store,
-        function_blobs,
-        config.data_dir.join("wasm-cache"),
+        service::FunctionStores {
+            versions: Arc::new(function_store),
+            artifacts: Arc::new(artifacts),
+            blobs: function_blobs,
+            cache_dir: config.data_dir.join("wasm-cache"),
+        },
         repo.clone(),
         config.functions.clone(),
         metrics.clone(),
@@ -169,7 +172,7 @@ pub async fn build_state(
 /// Removes blobs that a crash between writing them and recording them left unreferenced.
 fn collect_orphans(
     kind: &str,
-    store: &dyn storage::ModelStore,
+    store: &dyn storage::VersionStore,
     blobs: &BlobStore,
 ) -> Result<(), StartError> {
     let (files, bytes) = storage::collect_orphan_blobs(store, blobs)?;

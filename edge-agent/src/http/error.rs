@@ -78,10 +78,13 @@ impl IntoResponse for ApiError {
 impl From<RepositoryError> for ApiError {
     fn from(e: RepositoryError) -> Self {
         match e {
-            RepositoryError::NotFound(m) => Self::not_found(m),
-            RepositoryError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
-            RepositoryError::Rejected(m) => Self::bad_request(m),
-            RepositoryError::Internal(m) => {
+            RepositoryError::NotFound { .. } | RepositoryError::NotReady { .. } => {
+                Self::not_found(e.to_string())
+            }
+            RepositoryError::Conflict { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
+            RepositoryError::Rejected(_) => Self::bad_request(e.to_string()),
+            RepositoryError::Internal { .. } => {
+                let m = inference::error_chain(&e);
                 tracing::error!(error = %m, "internal failure");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
             }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use inference::{Model, Outputs, Tensor};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::infer::{InferError, InferRequest, InferResponse};
 use super::pool::InferencePool;
-use super::runner::{InferError, InferRequest, InferResponse};
 use crate::metrics::Metrics;
 use crate::model_config::BatchingConfig;
 

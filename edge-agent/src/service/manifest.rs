@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::RepositoryError;
+use super::registry::{validate_name, Rejection, RepositoryError};
 use crate::config::FunctionsConfig;
+use crate::storage::Kind;
 use crate::wasm::ModelGrant;
 
 /// What a function may use, and its limits. Sent as JSON with the module.
@@ -111,6 +112,15 @@ impl FunctionRoute {
     }
 }
 
+/// A manifest refused for `reason`.
+fn refuse(reason: String) -> RepositoryError {
+    Rejection::Config {
+        kind: Kind::Function,
+        reason,
+    }
+    .into()
+}
+
 /// Most environment variables a manifest may grant.
 const MAX_ENV: usize = 256;
 /// Most bytes of names and values in a manifest's `env`, together.
@@ -129,20 +139,20 @@ impl FunctionManifest {
         let manifest = parsed.map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            RepositoryError::Rejected(if path == "." {
+            refuse(if path == "." {
                 format!("invalid manifest: {inner}")
             } else {
                 format!("invalid manifest `{path}`: {inner}")
             })
         })?;
         de.end()
-            .map_err(|e| RepositoryError::Rejected(format!("invalid manifest: {e}")))?;
+            .map_err(|e| refuse(format!("invalid manifest: {e}")))?;
         Ok(manifest)
     }
 
     /// Checks the manifest against the agent's limits.
     pub fn validate(&self, limits: &FunctionsConfig) -> Result<(), RepositoryError> {
-        let reject = |m: String| Err(RepositoryError::Rejected(m));
+        let reject = |m: String| Err(refuse(m));
         if !(1..=limits.max_memory_mib).contains(&self.memory_mib) {
             return reject(format!(
                 "manifest `memory_mib` {} is outside 1..={} (functions.max_memory_mib)",
@@ -190,7 +200,7 @@ impl FunctionManifest {
             ));
         }
         for g in &self.models {
-            super::repository::validate_name(&g.name)?;
+            validate_name(Kind::Model, &g.name)?;
             if g.version == Some(0) {
                 return reject(format!(
                     "manifest `models` grant of `{}` has `version` 0; versions start at 1",

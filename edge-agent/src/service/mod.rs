@@ -1,23 +1,25 @@
-//! Domain logic, free of HTTP: the model repository, scheduling and batching, and the
-//! function repository.
+//! Domain logic, free of HTTP: the versioned registry that the model and function
+//! repositories share, scheduling and batching of inference, and calling functions.
 
 mod batcher;
 mod functions;
+mod infer;
 mod manifest;
 mod memory;
+mod models;
 mod pool;
-mod repository;
+mod registry;
 mod runner;
 
+pub use crate::storage::Kind;
 pub use functions::{
-    CallError, DeployRequest, FunctionResponse, FunctionSummary, FunctionVersion, Functions,
-    LoadedFunction,
+    CallError, DeployRequest, FunctionResponse, FunctionStores, FunctionSummary, FunctionVersion,
+    Functions, LoadedFunction,
 };
+pub use infer::{InferError, InferRequest, InferResponse};
 pub use manifest::{FunctionManifest, FunctionRoute};
 pub use memory::{MemoryError, RequestMemory, Reservation};
+pub use models::{ModelSource, ModelSummary, PushRequest, Repository, VersionSummary};
 pub use pool::InferencePool;
-pub use repository::{
-    validate_name, validate_name_of, ModelSource, ModelSummary, PushRequest, Repository,
-    RepositoryError,
-};
-pub use runner::{InferError, InferRequest, InferResponse, LoadedModel};
+pub use registry::{validate_name, Conflict, Rejection, RepositoryError};
+pub use runner::LoadedModel;

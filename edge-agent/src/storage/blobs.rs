@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::StoreError;
 
-/// Model bytes on disk, named by their SHA-256.
+/// Model or module bytes on disk, named by their SHA-256.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,

@@ -4,6 +4,7 @@
 mod auth;
 mod batching;
 mod connections;
+mod data_dir;
 mod function_hardening;
 mod functions;
 mod guests;

@@ -58,8 +58,12 @@ impl Functions {
                 None,
             ),
         };
-        self.metrics
-            .observe_function(&name, label, started.elapsed(), instantiate);
+        self.registry.hooks().metrics.observe_function(
+            &name,
+            label,
+            started.elapsed(),
+            instantiate,
+        );
         match &outcome {
             Ok(r) => {
                 tracing::info!(function = %name, status = r.response.status, instantiate_us = r.instantiate.as_micros() as u64, elapsed_us = started.elapsed().as_micros() as u64, "function called")
@@ -88,7 +92,7 @@ impl Functions {
             }
             .into());
         };
-        let runtime = self.runtime.clone();
+        let runtime = self.registry.hooks().runtime.clone();
         let invocation = Invocation {
             function: function.name.clone(),
             args: vec![function.name.clone()],

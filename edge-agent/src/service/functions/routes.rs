@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::{Functions, LoadedFunction};
 use crate::service::manifest::FunctionManifest;
-use crate::service::RepositoryError;
+use crate::service::registry::{Conflict, RepositoryError};
+use crate::storage::Kind;
 
 /// How a matching route ranks (higher wins): longer prefix, then one that names a host, then
 /// the function whose name sorts first.
@@ -17,43 +18,33 @@ fn route_rank(
     (prefix_len, named_host, std::cmp::Reverse(function))
 }
 
-impl Functions {
-    /// Refuses a manifest whose route overlaps one that another function's active version
-    /// serves: the same prefix, and the same host (case-insensitively) or no host on either
-    /// (a route without a host takes every host).
-    pub(super) fn check_routes(
-        &self,
-        name: &str,
-        manifest: &FunctionManifest,
-    ) -> Result<(), RepositoryError> {
-        let entries = self.read();
-        for (other, entry) in entries.iter().filter(|(n, _)| n.as_str() != name) {
-            let Some(f) = entry.active.and_then(|v| entry.loaded.get(&v)) else {
-                continue;
-            };
-            for mine in &manifest.routes {
-                if f.manifest.routes.iter().any(|r| r.overlaps(mine)) {
-                    return Err(RepositoryError::Conflict(format!(
-                        "route prefix `{}`{} is already served by function `{other}`",
-                        mine.prefix,
-                        mine.host
-                            .as_ref()
-                            .map_or_else(String::new, |h| format!(" (host `{h}`)"))
-                    )));
-                }
+/// Refuses a manifest whose route overlaps one that another function's active version
+/// (`serving`) serves: the same prefix, and the same host (case-insensitively) or no host on
+/// either (a route without a host takes every host).
+pub(super) fn check_routes(
+    name: &str,
+    manifest: &FunctionManifest,
+    serving: &mut dyn Iterator<Item = (&str, &LoadedFunction)>,
+) -> Result<(), RepositoryError> {
+    for (other, f) in serving {
+        for mine in &manifest.routes {
+            if f.manifest.routes.iter().any(|r| r.overlaps(mine)) {
+                return Err(RepositoryError::Conflict {
+                    kind: Kind::Function,
+                    name: name.to_owned(),
+                    conflict: Conflict::RouteTaken {
+                        prefix: mine.prefix.clone(),
+                        host: mine.host.clone(),
+                        by: other.to_owned(),
+                    },
+                });
             }
         }
-        Ok(())
     }
+    Ok(())
+}
 
-    /// The manifest of a loaded version, if it is loaded.
-    pub(super) fn manifest_of(&self, name: &str, version: u64) -> Option<FunctionManifest> {
-        self.read()
-            .get(name)
-            .and_then(|e| e.loaded.get(&version))
-            .map(|f| f.manifest.clone())
-    }
-
+impl Functions {
     /// The active function whose manifest route takes this request, with `PATH_INFO` and the
     /// matched prefix. The longest prefix wins; on a tie, a route that names a host, then the
     /// function whose name sorts first.
@@ -63,26 +54,25 @@ impl Functions {
         method: &str,
         path: &str,
     ) -> Option<(Arc<LoadedFunction>, String, String)> {
-        let entries = self.read();
-        let mut best: Option<(Arc<LoadedFunction>, String, String, bool)> = None;
-        for entry in entries.values() {
-            let Some(f) = entry.active.and_then(|v| entry.loaded.get(&v)) else {
-                continue;
-            };
-            for r in &f.manifest.routes {
-                if let Some(rest) = r.matches(host, method, path) {
-                    let prefix = r.prefix.trim_end_matches('/').to_owned();
-                    let named = r.host.is_some();
-                    let better = best.as_ref().is_none_or(|(g, p, _, h)| {
-                        route_rank(prefix.len(), named, &f.name) > route_rank(p.len(), *h, &g.name)
-                    });
-                    if better {
-                        best = Some((f.clone(), prefix, rest, named));
+        self.registry.with_serving(|serving| {
+            let mut best: Option<(Arc<LoadedFunction>, String, String, bool)> = None;
+            for (_, f) in serving {
+                for r in &f.manifest.routes {
+                    if let Some(rest) = r.matches(host, method, path) {
+                        let prefix = r.prefix.trim_end_matches('/').to_owned();
+                        let named = r.host.is_some();
+                        let better = best.as_ref().is_none_or(|(g, p, _, h)| {
+                            route_rank(prefix.len(), named, &f.name)
+                                > route_rank(p.len(), *h, &g.name)
+                        });
+                        if better {
+                            best = Some((f.clone(), prefix, rest, named));
+                        }
                     }
                 }
             }
-        }
-        best.map(|(f, prefix, rest, _)| (f, prefix, rest))
+            best.map(|(f, prefix, rest, _)| (f, prefix, rest))
+        })
     }
 }
 
