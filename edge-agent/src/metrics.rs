@@ -80,6 +80,7 @@ struct Inner {
     queue_seconds: Family<ModelLabels, Histogram, fn() -> Histogram>,
     compute_seconds: Family<ModelLabels, Histogram, fn() -> Histogram>,
     batch_size: Family<ModelLabels, Histogram, fn() -> Histogram>,
+    pending: Family<ModelLabels, Gauge<i64, AtomicI64>>,
     loaded_models: Gauge<i64, AtomicI64>,
     in_flight: Gauge<i64, AtomicI64>,
     fn_invocations: Family<FunctionOutcomeLabels, Counter>,
@@ -90,6 +91,16 @@ struct Inner {
     open_connections: Gauge<i64, AtomicI64>,
     refused_connections: Family<ConnectionLabels, Counter>,
     connection_timeouts: Family<ConnectionLabels, Counter>,
+}
+
+/// One request counted in `inference_pending_requests`; dropping it uncounts it.
+#[derive(Debug)]
+pub struct Pending(Gauge<i64, AtomicI64>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The agent's metrics; cheap to clone.
@@ -124,6 +135,7 @@ impl Metrics {
         let batch_size = Family::<ModelLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             batch_histogram,
         );
+        let pending = Family::<ModelLabels, Gauge<i64, AtomicI64>>::default();
         let loaded_models = Gauge::<i64, AtomicI64>::default();
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
@@ -145,6 +157,11 @@ impl Metrics {
             "inference_batch_size",
             "Rows per computed batch",
             batch_size.clone(),
+        );
+        registry.register(
+            "inference_pending_requests",
+            "Requests admitted to a model version and not yet answered (queued or computing)",
+            pending.clone(),
         );
         registry.register(
             "loaded_models",
@@ -226,6 +243,7 @@ impl Metrics {
             queue_seconds,
             compute_seconds,
             batch_size,
+            pending,
             loaded_models,
             in_flight,
         }))
@@ -312,6 +330,18 @@ impl Metrics {
             .batch_size
             .get_or_create(&Self::labels(model, version))
             .observe(rows as f64);
+    }
+
+    /// Counts a request as pending on `model` `version` until the returned guard drops (however
+    /// the call ends: answered, refused, or its future dropped by a disconnect).
+    pub fn pending(&self, model: &str, version: u64) -> Pending {
+        let gauge = self
+            .0
+            .pending
+            .get_or_create(&Self::labels(model, version))
+            .clone();
+        gauge.inc();
+        Pending(gauge)
     }
 
     /// Sets the number of loaded model versions.

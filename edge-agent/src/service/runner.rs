@@ -111,6 +111,7 @@ impl LoadedModel {
     /// Runs one call: through the batcher when batching is on, else on a slot of its own.
     /// A full queue is an immediate [`InferError::Overloaded`].
     pub async fn infer(&self, request: InferRequest) -> Result<InferResponse, InferError> {
+        let _pending = self.metrics.pending(&self.name, self.version);
         // Unknown outputs are refused before queueing, so a batch never carries one.
         let meta = self.model.metadata();
         if let Some(unknown) = request

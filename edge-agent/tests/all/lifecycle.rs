@@ -159,7 +159,7 @@ async fn a_hot_swap_lets_in_flight_requests_finish_on_the_old_version() {
     );
 
     let old = agent.spawn_infer("swap", slow_request(256));
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    agent.wait_for_pending("swap", 1).await;
     let r = agent
         .admin(Method::POST, "/v1/models/swap/versions/2/activate")
         .send()
@@ -173,4 +173,14 @@ async fn a_hot_swap_lets_in_flight_requests_finish_on_the_old_version() {
         old["model_version"], "1",
         "the in-flight request stayed on v1"
     );
+    let metrics = agent.metrics_text().await;
+    for version in [1, 2] {
+        let series = format!(
+            "edge_agent_inference_pending_requests{{model=\"swap\",version=\"{version}\"}} 0\n"
+        );
+        assert!(
+            metrics.contains(&series),
+            "v{version} still pending:\n{metrics}"
+        );
+    }
 }

@@ -148,6 +148,31 @@ impl Agent {
         }
     }
 
+    /// Waits until a request is pending on `model` `version` (admitted to that version, not
+    /// yet answered), by polling `inference_pending_requests` in `/metrics`; panics after 30 s.
+    pub async fn wait_for_pending(&self, model: &str, version: u64) {
+        let series = format!(
+            "edge_agent_inference_pending_requests{{model=\"{model}\",version=\"{version}\"}} "
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let text = self.metrics_text().await;
+            let pending = text
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            if pending > 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing pending on {model} v{version} after 30 s:\n{text}"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Starts an infer request in the background, for tests that act while it runs.
     pub fn spawn_infer(&self, model: &str, body: Value) -> tokio::task::JoinHandle<Response> {
         let request = self
