@@ -5,6 +5,7 @@ mod auth;
 mod batching;
 mod connections;
 mod data_dir;
+mod doc_examples;
 mod function_hardening;
 mod functions;
 mod guests;
