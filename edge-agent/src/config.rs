@@ -130,8 +130,8 @@ impl FunctionsConfig {
     }
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+/// Log output format (`log_format` in the file, `--log-format` on the command line).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -372,6 +372,16 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
 mod tests {
     use super::*;
 
+    impl AgentConfig {
+        /// Loads TOML text, with no environment.
+        fn load_str(text: &str) -> Result<Self, ConfigError> {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("agent.toml");
+            std::fs::write(&path, text).unwrap();
+            Self::load(Some(&path), [])
+        }
+    }
+
     #[test]
     fn the_example_config_parses_to_the_defaults_it_documents() {
         let dir = tempfile::tempdir().unwrap();
@@ -379,8 +389,45 @@ mod tests {
         std::fs::write(&path, AgentConfig::example()).unwrap();
         let config = AgentConfig::load(Some(&path), []).unwrap();
         assert_eq!(config.listen, AgentConfig::default().listen);
-        assert_eq!(config.auth.tokens.len(), 1);
         assert_eq!(config.server, ServerConfig::default());
+    }
+
+    /// Whoever copies the example must not get an admin token whose secret is public: the
+    /// token table is commented out, and its placeholder, uncommented as is, stops the agent
+    /// with a message that says how to make a hash.
+    #[test]
+    fn the_example_config_activates_no_token_and_its_placeholder_is_refused() {
+        let example = AgentConfig::example();
+        let config = AgentConfig::load_str(example).unwrap();
+        assert!(config.auth.tokens.is_empty(), "{:?}", config.auth.tokens);
+        let hex_run = example
+            .split(|c: char| !c.is_ascii_hexdigit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(hex_run < 64, "the example holds a token hash");
+
+        let uncommented: String = example
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with("[[auth.tokens]]")
+                        || ["name =", "role =", "sha256 ="]
+                            .iter()
+                            .any(|key| rest.starts_with(key)) =>
+                {
+                    format!("{rest}\n")
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        let config = AgentConfig::load_str(&uncommented).unwrap();
+        assert_eq!(config.auth.tokens.len(), 1, "{uncommented}");
+        let refused = crate::http::Auth::new(&config.auth, None).unwrap_err();
+        assert!(
+            refused.to_string().contains("edge-agent hash-token"),
+            "{refused}"
+        );
     }
 
     #[test]

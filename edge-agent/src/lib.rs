@@ -41,7 +41,7 @@ pub use config::{
     AgentConfig, AuthConfig, FunctionsConfig, LimitsConfig, LogFormat, Role, ServerConfig,
     TokenConfig,
 };
-pub use http::{app, hash_token, ApiError, AppState, Auth};
+pub use http::{app, hash_token, route_table, ApiError, AppState, Auth, Verb};
 pub use inference;
 
 use metrics::Metrics;

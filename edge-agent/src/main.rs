@@ -33,8 +33,8 @@ enum Command {
 struct ServeArgs {
     /// Configuration file (TOML); see `edge-agent print-example-config`.
     ///
-    /// Layers: defaults, then this file, then EDGE_AGENT__* environment variables
-    /// (EDGE_AGENT__LIMITS__INFERENCE_THREADS=4), then these flags.
+    /// Layers, each overriding the ones before: defaults, this file, EDGE_AGENT__* environment
+    /// variables (EDGE_AGENT__LIMITS__INFERENCE_THREADS=4), these flags.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
@@ -50,9 +50,9 @@ struct ServeArgs {
     /// Serve every route without authentication. Local development only.
     #[arg(long, help_heading = "Security")]
     dev_open: bool,
-    /// Log format.
-    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"], help_heading = "Logging")]
-    log_format: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Logging")]
+    log_format: Option<LogFormat>,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -105,12 +105,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.dev_open {
         config.auth.dev_open = true;
     }
-    if let Some(f) = args.log_format {
-        config.log_format = if f == "json" {
-            LogFormat::Json
-        } else {
-            LogFormat::Text
-        };
+    if let Some(format) = args.log_format {
+        config.log_format = format;
     }
     init_tracing(config.log_format);
 
@@ -172,5 +168,32 @@ fn main() -> ExitCode {
             eprintln!("edge-agent: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn log_format_takes_only_its_values_and_lists_them() {
+        let cli = Cli::try_parse_from(["edge-agent", "serve", "--log-format", "json"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve: {cli:?}");
+        };
+        assert_eq!(args.log_format, Some(LogFormat::Json));
+        let err = Cli::try_parse_from(["edge-agent", "serve", "--log-format", "yaml"]).unwrap_err();
+        assert!(
+            err.to_string().contains("[possible values: text, json]"),
+            "{err}"
+        );
+        let help = Cli::command()
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("[possible values: text, json]"), "{help}");
     }
 }

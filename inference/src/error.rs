@@ -161,6 +161,33 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    /// Whether the caller can fix this by sending something else: the model bytes it gave
+    /// (malformed, unsupported, external data, an unserved element type) or the inputs of a
+    /// call (names, types, shapes, lengths, a batch that does not merge). `false` for failures
+    /// of the environment or the backend: reading a file, loading ONNX Runtime, running the
+    /// model, reading its outputs. A server answers the first kind 4xx and the second 5xx.
+    pub fn is_caller_error(&self) -> bool {
+        match self {
+            Self::InvalidModel { .. }
+            | Self::Unsupported { .. }
+            | Self::ExternalData { .. }
+            | Self::InvalidTensor(_)
+            | Self::UnsupportedElementType { .. }
+            | Self::UnknownInput { .. }
+            | Self::UnknownOutput { .. }
+            | Self::MissingInput { .. }
+            | Self::DuplicateInput { .. }
+            | Self::InputMismatch { .. }
+            | Self::DataLength { .. }
+            | Self::ByteLength { .. }
+            | Self::Batch(_) => true,
+            Self::Io { .. }
+            | Self::OrtUnavailable { .. }
+            | Self::Run { .. }
+            | Self::Output { .. } => false,
+        }
+    }
 }
 
 /// Renders an error and its sources on one line, the way `{:#}` does for `anyhow`, skipping a
@@ -177,4 +204,58 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         cur = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_caller_sent_is_a_caller_error_and_what_failed_underneath_is_not() {
+        let caller = [
+            Error::invalid("truncated"),
+            Error::UnknownInput {
+                name: "x".into(),
+                known: "`input`".into(),
+            },
+            Error::MissingInput {
+                name: "input".into(),
+                expected: "float32[1, 64]".into(),
+            },
+            Error::InputMismatch {
+                input: "input".into(),
+                expected: "float32[N, 64]".into(),
+                got: "int8[1, 64]".into(),
+            },
+            Error::DataLength {
+                shape: vec![2],
+                expected: 2,
+                given: 3,
+            },
+            Error::Batch("input `x` missing from a call".into()),
+        ];
+        for e in caller {
+            assert!(e.is_caller_error(), "{e}");
+        }
+        let ours = [
+            Error::Io {
+                path: "/nowhere".into(),
+                source: std::io::Error::other("disk gone"),
+            },
+            Error::OrtUnavailable {
+                reason: "no library".into(),
+            },
+            Error::Run {
+                backend: BackendKind::Tract,
+                reason: "kernel failed".into(),
+            },
+            Error::Output {
+                name: "y".into(),
+                reason: "sparse".into(),
+            },
+        ];
+        for e in ours {
+            assert!(!e.is_caller_error(), "{e}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ mod cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use inference::{BackendKind, LoadOptions};
 
@@ -32,7 +33,7 @@ pub struct BackendArgs {
     ///
     /// `tract` is pure Rust and always available. `ort` is ONNX Runtime, loaded from
     /// --ort-library or the ORT_DYLIB_PATH environment variable (1.31 or newer).
-    #[arg(long, default_value = "tract", value_parser = parse_backend)]
+    #[arg(long, default_value = "tract", ignore_case = true, value_parser = backend_parser())]
     pub backend: BackendKind,
     /// Path of libonnxruntime.so for `--backend ort`; defaults to $ORT_DYLIB_PATH.
     #[arg(long, value_name = "FILE")]
@@ -51,9 +52,14 @@ impl BackendArgs {
     }
 }
 
-fn parse_backend(s: &str) -> Result<BackendKind, String> {
-    s.parse()
-        .map_err(|e: inference::UnknownBackend| e.to_string())
+/// `--backend`: the names of [`BackendKind::ALL`] (listed in `--help`; `onnxruntime` also
+/// names `ort`), parsed by [`BackendKind`]'s `FromStr`.
+fn backend_parser() -> impl TypedValueParser<Value = BackendKind> {
+    PossibleValuesParser::new(BackendKind::ALL.map(|backend| match backend {
+        BackendKind::Ort => PossibleValue::new(backend.name()).alias("onnxruntime"),
+        BackendKind::Tract => PossibleValue::new(backend.name()),
+    }))
+    .try_map(|name| name.parse::<BackendKind>())
 }
 
 fn main() -> ExitCode {
@@ -82,5 +88,39 @@ fn main() -> ExitCode {
             eprintln!("model-tools: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn backend_of(args: &[&str]) -> Result<BackendKind, clap::Error> {
+        let cli = Cli::try_parse_from(["model-tools", "eval", "m.onnx"].iter().chain(args))?;
+        let Command::Eval(eval) = cli.command else {
+            panic!("not eval");
+        };
+        Ok(eval.backend.backend)
+    }
+
+    #[test]
+    fn backend_lists_its_values_in_help_and_parses_them() {
+        let help = Cli::command()
+            .find_subcommand_mut("eval")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("[possible values: tract, ort]"), "{help}");
+        assert_eq!(backend_of(&[]).unwrap(), BackendKind::Tract);
+        assert_eq!(backend_of(&["--backend", "ort"]).unwrap(), BackendKind::Ort);
+        assert_eq!(backend_of(&["--backend", "ORT"]).unwrap(), BackendKind::Ort);
+        assert_eq!(
+            backend_of(&["--backend", "onnxruntime"]).unwrap(),
+            BackendKind::Ort
+        );
+        let err = backend_of(&["--backend", "tvm"]).unwrap_err().to_string();
+        assert!(err.contains("[possible values: tract, ort]"), "{err}");
     }
 }

@@ -1,29 +1,69 @@
-//! One error type for every handler: a status and `{"error": "..."}`.
+//! One error type for every handler: a status and `{"error": "..."}`; and the middleware that
+//! logs each error response once and keeps internal text out of `500` bodies.
+//!
+//! The rules, in one place:
+//!
+//! - **Bodies.** Every error response is JSON `{"error": "..."}` (axum's own text rejections
+//!   are wrapped too). A failure of the agent itself ([`ApiError::internal`]: storage, the
+//!   inference backend, a host-side fault, a bug) answers `500` with
+//!   `internal error (request id <id>)`; its detail (paths, backend messages) goes only to the
+//!   log, where the request id finds it. Other 5xx (`502` a guest's bad output, `503`
+//!   overloaded or busy, `504` a deadline, `500` a guest's own trap) carry a sentence the agent
+//!   composes about the caller's request or function, never the agent's internals.
+//! - **Logs.** [`error_responses`] logs every error response once, in the request's span (so
+//!   with its request id and route): `error` for an internal failure, `warn` for another 5xx,
+//!   `debug` for a 4xx (the caller's mistake; the `served` line already records its status).
+//!   Handlers and the mapping from service errors do not log.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::service::{CallError, InferError, MemoryError, RepositoryError};
-use crate::wasm::InvokeError;
+use super::observability::RequestId;
+
+/// The body text of every internal failure, before the request id.
+pub const INTERNAL_ERROR: &str = "internal error";
 
 /// An HTTP error with its JSON body.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
+    /// The body's text; for an internal error, the detail that only the log sees.
     message: String,
+    internal: bool,
     retry_after: Option<u64>,
     bearer_challenge: bool,
 }
 
+/// What [`ApiError::into_response`] leaves for [`error_responses`]: the text to log, and
+/// whether the body must become [`INTERNAL_ERROR`] with the request id.
+#[derive(Debug, Clone)]
+struct ErrorDetail {
+    text: String,
+    internal: bool,
+}
+
 impl ApiError {
-    /// An error with this status and message.
+    /// An error with this status and message (the message is the body: write it for the
+    /// caller).
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
+            internal: false,
             retry_after: None,
             bearer_challenge: false,
+        }
+    }
+
+    /// `500` for a failure of the agent itself: the body says only "internal error" and the
+    /// request id; `detail` goes to the log.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self {
+            internal: true,
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, detail)
         }
     }
 
@@ -45,6 +85,14 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// This error with a `Retry-After` of `secs` seconds.
+    pub fn retry_after(self, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..self
+        }
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -53,14 +101,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = %self.status, error = %self.message, "request failed");
-        }
-        let mut response = (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response();
+        let body = if self.internal {
+            INTERNAL_ERROR
+        } else {
+            &self.message
+        };
+        let mut response =
+            (self.status, Json(serde_json::json!({ "error": body }))).into_response();
         if self.bearer_challenge {
             response
                 .headers_mut()
@@ -71,64 +118,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        response.extensions_mut().insert(ErrorDetail {
+            text: self.message,
+            internal: self.internal,
+        });
         response
-    }
-}
-
-impl From<RepositoryError> for ApiError {
-    fn from(e: RepositoryError) -> Self {
-        match e {
-            RepositoryError::NotFound { .. } | RepositoryError::NotReady { .. } => {
-                Self::not_found(e.to_string())
-            }
-            RepositoryError::Conflict { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
-            RepositoryError::Rejected(_) => Self::bad_request(e.to_string()),
-            RepositoryError::Internal { .. } => {
-                let m = inference::error_chain(&e);
-                tracing::error!(error = %m, "internal failure");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
-            }
-            RepositoryError::Storage(source) => {
-                tracing::error!(error = ?source, "storage failure");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal storage error; see the agent's log",
-                )
-            }
-        }
-    }
-}
-
-impl From<InferError> for ApiError {
-    fn from(e: InferError) -> Self {
-        let message = e.to_string();
-        match e {
-            InferError::Overloaded {
-                retry_after_secs, ..
-            } => Self {
-                retry_after: Some(retry_after_secs),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
-            },
-            InferError::Unloaded(_) => Self {
-                retry_after: Some(1),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
-            },
-            InferError::Invalid(_) => Self::bad_request(message),
-            InferError::Failed(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, message),
-        }
-    }
-}
-
-impl From<MemoryError> for ApiError {
-    fn from(e: MemoryError) -> Self {
-        let message = e.to_string();
-        match e {
-            MemoryError::TooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, message),
-            MemoryError::Busy { .. } => Self {
-                retry_after: Some(1),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
-            },
-        }
     }
 }
 
@@ -138,19 +132,10 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::new(status, "request body is larger than the configured limit (limits.max_request_bytes or limits.max_model_bytes)");
         }
+        if status.is_server_error() {
+            return Self::internal(r.body_text());
+        }
         Self::new(status, r.body_text())
-    }
-}
-
-impl From<axum::extract::multipart::MultipartRejection> for ApiError {
-    fn from(r: axum::extract::multipart::MultipartRejection) -> Self {
-        Self::new(
-            r.status(),
-            format!(
-                "{}; send the model as multipart/form-data with a `model` part",
-                r.body_text()
-            ),
-        )
     }
 }
 
@@ -182,57 +167,83 @@ pub fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ApiError
     ApiError::bad_request(format!("malformed or truncated multipart upload: {detail}"))
 }
 
-impl From<CallError> for ApiError {
-    fn from(e: CallError) -> Self {
-        let message = e.to_string();
-        match e {
-            CallError::BadOutput(_) | CallError::Invoke(InvokeError::OutputTooLarge { .. }) => {
-                Self::new(StatusCode::BAD_GATEWAY, message)
-            }
-            CallError::Invoke(InvokeError::Timeout { .. }) => {
-                Self::new(StatusCode::GATEWAY_TIMEOUT, message)
-            }
-            CallError::Invoke(InvokeError::Busy { .. }) => Self {
-                retry_after: Some(1),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
-            },
-            CallError::Invoke(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, message),
-        }
-    }
-}
-
-/// The most bytes of a non-JSON error body that [`json_errors`] wraps; longer text is cut.
+/// The most bytes of a non-JSON error body that [`error_responses`] wraps; longer text is cut.
 const MAX_WRAPPED_ERROR: usize = 4096;
 
-/// Makes every error response JSON: axum's own rejections (a path that is not UTF-8, a method
-/// the route does not serve, a malformed query) answer `text/plain`; this wraps their text as
-/// `{"error": "..."}`. A function's own response (marked `x-function`) is left as the guest
-/// wrote it.
-pub async fn json_errors(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let response = next.run(request).await;
+/// The body of an internal failure: no detail, the request id to find it in the log.
+fn internal_body(request_id: &str) -> String {
+    format!("{INTERNAL_ERROR} (request id {request_id})")
+}
+
+/// Middleware, inside the request's span: logs each error response once (see the module
+/// rules), makes every error body JSON (axum's own rejections, a method the route does not
+/// serve, answer `text/plain`), and replaces an internal failure's body with
+/// [`INTERNAL_ERROR`] and the request id. A function's own response (marked `x-function`) and
+/// a handler's own JSON (`/v2/health/ready`'s `503`) pass untouched.
+pub async fn error_responses(request: Request, next: Next) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let mut response = next.run(request).await;
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
     if !(status.is_client_error() || status.is_server_error())
-        || is_json
         || response.headers().contains_key("x-function")
     {
         return response;
     }
-    let (mut parts, body) = response.into_parts();
-    let text = match axum::body::to_bytes(body, MAX_WRAPPED_ERROR).await {
-        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_owned(),
-        _ => status
-            .canonical_reason()
-            .unwrap_or("request failed")
-            .to_owned(),
+    let detail = match response.extensions_mut().remove::<ErrorDetail>() {
+        Some(detail) => detail,
+        None => {
+            let is_json = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            if is_json {
+                return response;
+            }
+            let (parts, body) = response.into_parts();
+            let text = match axum::body::to_bytes(body, MAX_WRAPPED_ERROR).await {
+                Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_owned(),
+                _ => status
+                    .canonical_reason()
+                    .unwrap_or("request failed")
+                    .to_owned(),
+            };
+            let internal = status == StatusCode::INTERNAL_SERVER_ERROR;
+            let shown = if internal {
+                internal_body(&request_id)
+            } else {
+                text.clone()
+            };
+            response = json_body(parts, &shown);
+            ErrorDetail { text, internal }
+        }
     };
+    log(status, &detail);
+    if detail.internal {
+        let (parts, _) = response.into_parts();
+        response = json_body(parts, &internal_body(&request_id));
+    }
+    response
+}
+
+/// One log line per error response, at the level the module rules give.
+fn log(status: StatusCode, detail: &ErrorDetail) {
+    let (status, error) = (status.as_u16(), detail.text.as_str());
+    if detail.internal {
+        tracing::error!(status, error, "request failed: internal error");
+    } else if (500..600).contains(&status) {
+        tracing::warn!(status, error, "request failed");
+    } else {
+        tracing::debug!(status, error, "request refused");
+    }
+}
+
+/// `parts` with the JSON body `{"error": text}`.
+fn json_body(mut parts: axum::http::response::Parts, text: &str) -> Response {
     let body = serde_json::to_vec(&serde_json::json!({ "error": text }))
         .unwrap_or_else(|_| br#"{"error":"request failed"}"#.to_vec());
     parts.headers.remove(header::CONTENT_LENGTH);

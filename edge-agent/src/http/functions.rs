@@ -2,25 +2,19 @@
 //! and manifest routes: call them (WAGI).
 
 use axum::body::Body;
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Multipart, Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::extract::{Multipart, Path, Query, Version};
 use super::observability::RequestId;
 use super::AppState;
 use crate::config::Role;
 use crate::service::{DeployRequest, FunctionManifest, FunctionSummary, LoadedFunction};
 use crate::wasm::wagi::CgiRequest;
-
-fn parse_version(v: &str) -> Result<u64, ApiError> {
-    v.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
-        ApiError::bad_request(format!("version `{v}` is not an integer of 1 or more"))
-    })
-}
 
 /// `GET /v1/functions`.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<FunctionSummary>>, ApiError> {
@@ -49,19 +43,9 @@ pub struct DeployQuery {
 pub async fn deploy(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    query: Result<Query<DeployQuery>, axum::extract::rejection::QueryRejection>,
-    multipart: Result<Multipart, MultipartRejection>,
+    Query(query): Query<DeployQuery>,
+    Multipart(mut multipart): Multipart,
 ) -> Result<(StatusCode, Json<FunctionSummary>), ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let mut multipart = multipart.map_err(|r| {
-        ApiError::new(
-            r.status(),
-            format!(
-                "{}; send the module as multipart/form-data with a `wasm` part",
-                r.body_text()
-            ),
-        )
-    })?;
     let (mut wasm, mut manifest, mut sha256) = (None, None, None);
     while let Some(field) = multipart.next_field().await.map_err(upload_error)? {
         let part = field.name().unwrap_or_default().to_owned();
@@ -107,9 +91,8 @@ fn upload_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 /// `POST /v1/functions/{name}/versions/{version}/activate`.
 pub async fn activate(
     State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
+    Path((name, Version(version))): Path<(String, Version)>,
 ) -> Result<Json<FunctionSummary>, ApiError> {
-    let version = parse_version(&version)?;
     Ok(Json(state.functions.activate(&name, version).await?))
 }
 
@@ -133,9 +116,8 @@ pub async fn delete_function(
 /// `DELETE /v1/functions/{name}/versions/{version}`.
 pub async fn delete_version(
     State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
+    Path((name, Version(version))): Path<(String, Version)>,
 ) -> Result<StatusCode, ApiError> {
-    let version = parse_version(&version)?;
     state.functions.delete_version(&name, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }

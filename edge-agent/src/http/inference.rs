@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use inference::{BackendKind, TensorInfo};
@@ -14,17 +14,13 @@ use serde_json::{json, Map, Value};
 
 use super::codec::{self, InferRequestBody, InferResponseBody, ResponseOutput};
 use super::error::ApiError;
+use super::extract::{Path, Version};
 use super::flat::JSON_MEMORY_FACTOR;
 use super::AppState;
 use crate::service::{InferError, InferRequest, LoadedModel};
 
 /// Header naming the length of the JSON part of a binary request or response.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
-
-fn parse_version(v: &str) -> Result<u64, ApiError> {
-    v.parse()
-        .map_err(|_| ApiError::bad_request(format!("version `{v}` is not a positive integer")))
-}
 
 fn tensor_metadata(t: &TensorInfo) -> Value {
     json!({
@@ -61,9 +57,9 @@ pub async fn model_metadata(
 /// `GET /v2/models/{model}/versions/{version}`.
 pub async fn version_metadata(
     State(state): State<AppState>,
-    Path((model, version)): Path<(String, String)>,
+    Path((model, Version(version))): Path<(String, Version)>,
 ) -> Result<Json<Value>, ApiError> {
-    let loaded = state.repo.resolve(&model, Some(parse_version(&version)?))?;
+    let loaded = state.repo.resolve(&model, Some(version))?;
     metadata(&state, &loaded)
 }
 
@@ -79,9 +75,9 @@ pub async fn model_ready(
 /// `GET /v2/models/{model}/versions/{version}/ready`.
 pub async fn version_ready(
     State(state): State<AppState>,
-    Path((model, version)): Path<(String, String)>,
+    Path((model, Version(version))): Path<(String, Version)>,
 ) -> Result<Json<Value>, ApiError> {
-    state.repo.resolve(&model, Some(parse_version(&version)?))?;
+    state.repo.resolve(&model, Some(version))?;
     Ok(Json(json!({ "name": model, "ready": true })))
 }
 
@@ -99,11 +95,11 @@ pub async fn infer(
 /// `POST /v2/models/{model}/versions/{version}/infer`.
 pub async fn infer_version(
     State(state): State<AppState>,
-    Path((model, version)): Path<(String, String)>,
+    Path((model, Version(version))): Path<(String, Version)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let loaded = state.repo.resolve(&model, Some(parse_version(&version)?))?;
+    let loaded = state.repo.resolve(&model, Some(version))?;
     run(&state, loaded, &headers, body?).await
 }
 
@@ -299,7 +295,7 @@ async fn run(
         outputs,
     };
     let json = serde_json::to_vec(&body)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::internal(format!("cannot encode the infer response: {e}")))?;
     if binary.is_empty() {
         return Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response());
     }

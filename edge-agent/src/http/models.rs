@@ -1,21 +1,15 @@
 //! `/v1/models`: the mutable model repository.
 
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::extract::{Multipart, Path, Query, Version};
 use super::AppState;
 use crate::model_config::ModelConfig;
 use crate::service::{ModelSummary, PushRequest};
-
-fn parse_version(v: &str) -> Result<u64, ApiError> {
-    v.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
-        ApiError::bad_request(format!("version `{v}` is not an integer of 1 or more"))
-    })
-}
 
 /// `GET /v1/models`.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ModelSummary>>, ApiError> {
@@ -33,9 +27,8 @@ pub async fn get(
 /// `GET /v1/models/{model}/versions/{version}`.
 pub async fn get_version(
     State(state): State<AppState>,
-    Path((model, version)): Path<(String, String)>,
+    Path((model, Version(version))): Path<(String, Version)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let version = parse_version(&version)?;
     let summary = state.repo.summary(&model)?;
     let v = summary
         .versions
@@ -61,13 +54,10 @@ pub struct PushQuery {
 /// bytes), an optional `config` part (JSON [`ModelConfig`]) and an optional `sha256` part.
 pub async fn push(
     State(state): State<AppState>,
-    Path((model, version)): Path<(String, String)>,
-    query: Result<Query<PushQuery>, axum::extract::rejection::QueryRejection>,
-    multipart: Result<Multipart, MultipartRejection>,
+    Path((model, Version(version))): Path<(String, Version)>,
+    Query(query): Query<PushQuery>,
+    Multipart(mut multipart): Multipart,
 ) -> Result<(StatusCode, Json<ModelSummary>), ApiError> {
-    let version = parse_version(&version)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let mut multipart = multipart?;
     let (mut bytes, mut config, mut sha256) = (None, None, None);
     while let Some(field) = multipart.next_field().await? {
         let name = field.name().unwrap_or_default().to_owned();
@@ -107,14 +97,9 @@ pub async fn push(
 /// `POST /v1/models/{model}/versions/{version}/activate`.
 pub async fn activate(
     State(state): State<AppState>,
-    Path((model, version)): Path<(String, String)>,
+    Path((model, Version(version))): Path<(String, Version)>,
 ) -> Result<Json<ModelSummary>, ApiError> {
-    Ok(Json(
-        state
-            .repo
-            .activate(&model, parse_version(&version)?)
-            .await?,
-    ))
+    Ok(Json(state.repo.activate(&model, version).await?))
 }
 
 /// `POST /v1/models/{model}/rollback`.
@@ -128,12 +113,9 @@ pub async fn rollback(
 /// `DELETE /v1/models/{model}/versions/{version}`.
 pub async fn delete_version(
     State(state): State<AppState>,
-    Path((model, version)): Path<(String, String)>,
+    Path((model, Version(version))): Path<(String, Version)>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .repo
-        .delete_version(&model, parse_version(&version)?)
-        .await?;
+    state.repo.delete_version(&model, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,15 +1,17 @@
 //! `/metrics`, the OpenAPI document, and the middleware that gives every request an id, a
 //! span and a place in the in-flight gauge.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::gauge::Gauge;
 use tracing::Instrument;
 
 use super::AppState;
+use crate::metrics::Metrics;
 
 /// The request-id header, read from the client or generated.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -50,10 +52,10 @@ pub async fn track(State(state): State<AppState>, mut request: Request, next: Ne
         |p| p.as_str().to_owned(),
     );
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
-    state.metrics.in_flight().inc();
+    let in_flight = InFlight::enter(&state.metrics);
     let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
-    state.metrics.in_flight().dec();
+    drop(in_flight);
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
@@ -65,4 +67,23 @@ pub async fn track(State(state): State<AppState>, mut request: Request, next: Ne
         response.headers_mut().insert(REQUEST_ID, v);
     }
     response
+}
+
+/// A request's place in the in-flight gauge: counted while this lives. A guard and not an
+/// `inc` / `dec` pair, because a client that disconnects drops the request's future between
+/// the two, and the gauge would never come down.
+struct InFlight(Gauge<i64, AtomicI64>);
+
+impl InFlight {
+    fn enter(metrics: &Metrics) -> Self {
+        let gauge = metrics.in_flight().clone();
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }

@@ -66,16 +66,10 @@ pub enum InferError {
 
 impl From<inference::Error> for InferError {
     fn from(e: inference::Error) -> Self {
-        use inference::Error as E;
-        match e {
-            E::UnknownInput { .. }
-            | E::UnknownOutput { .. }
-            | E::MissingInput { .. }
-            | E::DuplicateInput { .. }
-            | E::InputMismatch { .. }
-            | E::DataLength { .. }
-            | E::Batch(_) => InferError::Invalid(e),
-            other => InferError::Failed(other),
+        if e.is_caller_error() {
+            InferError::Invalid(e)
+        } else {
+            InferError::Failed(e)
         }
     }
 }

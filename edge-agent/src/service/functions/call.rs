@@ -64,13 +64,9 @@ impl Functions {
             started.elapsed(),
             instantiate,
         );
-        match &outcome {
-            Ok(r) => {
-                tracing::info!(function = %name, status = r.response.status, instantiate_us = r.instantiate.as_micros() as u64, elapsed_us = started.elapsed().as_micros() as u64, "function called")
-            }
-            Err(e) => {
-                tracing::warn!(function = %name, outcome = label, error = %e, "function call failed")
-            }
+        // A failure is logged once, by the HTTP edge's error middleware (http/error.rs).
+        if let Ok(r) = &outcome {
+            tracing::info!(function = %name, status = r.response.status, instantiate_us = r.instantiate.as_micros() as u64, elapsed_us = started.elapsed().as_micros() as u64, "function called")
         }
         outcome
     }
