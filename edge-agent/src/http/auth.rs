@@ -21,10 +21,31 @@ pub struct Auth {
 
 /// Why an auth configuration is unusable.
 #[derive(Debug, thiserror::Error)]
-#[error("token `{name}`: sha256 must be 64 hex digits (make one with `edge-agent hash-token`)")]
-pub struct BadTokenHash {
-    name: String,
+pub enum BadTokenHash {
+    /// The hash is not 32 bytes of hex.
+    #[error(
+        "token `{name}`: sha256 must be 64 hex digits (make one with `edge-agent hash-token`)"
+    )]
+    NotHex {
+        /// The token's name.
+        name: String,
+    },
+    /// The hash is that of a secret published in our own examples.
+    #[error(
+        "token `{name}`: its sha256 is the hash of `{secret}`, a secret published in an earlier \
+         example config; choose a secret of your own and hash it with `edge-agent hash-token`"
+    )]
+    Published {
+        /// The token's name.
+        name: String,
+        /// The published secret.
+        secret: &'static str,
+    },
 }
+
+/// Secrets that appeared in the example configuration we shipped: a config that still carries
+/// their hash would let anyone who read the example in.
+const PUBLISHED_SECRETS: &[&str] = &["test"];
 
 /// The hex SHA-256 of a token, as the config stores it.
 pub fn hash_token(token: &str) -> String {
@@ -39,9 +60,18 @@ impl Auth {
             let bytes = hex::decode(&t.sha256)
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok());
-            let bytes = bytes.ok_or_else(|| BadTokenHash {
+            let bytes = bytes.ok_or_else(|| BadTokenHash::NotHex {
                 name: t.name.clone(),
             })?;
+            if let Some(secret) = PUBLISHED_SECRETS
+                .iter()
+                .find(|s| <[u8; 32]>::from(Sha256::digest(s.as_bytes())) == bytes)
+            {
+                return Err(BadTokenHash::Published {
+                    name: t.name.clone(),
+                    secret,
+                });
+            }
             tokens.push((bytes, t.role, t.name.clone()));
         }
         if let Some(token) = extra {
@@ -159,5 +189,24 @@ mod tests {
             dev_open: false,
         };
         assert!(Auth::new(&bad, None).is_err());
+    }
+
+    /// The example config once shipped an active admin token whose secret was `test`; an
+    /// agent started from a copy of it must refuse to start rather than let anyone in.
+    #[test]
+    fn the_hash_of_the_formerly_published_example_secret_is_refused() {
+        let config = AuthConfig {
+            tokens: vec![TokenConfig {
+                name: "ci".into(),
+                role: Role::Admin,
+                sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+            }],
+            dev_open: false,
+        };
+        let err = Auth::new(&config, None).unwrap_err().to_string();
+        assert!(
+            err.contains("token `ci`") && err.contains("`test`") && err.contains("hash-token"),
+            "{err}"
+        );
     }
 }
