@@ -7,7 +7,7 @@
 //! - `/v1/functions` and `/fn/{name}/...`: edge functions, WebAssembly modules run by wasmtime
 //!   (pooling allocator, epoch deadlines, memory caps, WASI preview 1 with in-memory stdio)
 //!   and called with WAGI conventions; they reach models through our `wasi_ephemeral_nn` host
-//!   (see [`wasm`] and `docs/functions.md`);
+//!   (see [`functions_runtime`] and `docs/functions.md`);
 //! - `/metrics`: Prometheus text; `/v1/openapi.json`: the `/v1` API.
 //!
 //! Inference runs on a bounded pool off the reactor. Each model has a concurrency limit and a
@@ -30,12 +30,13 @@ pub mod model_config;
 mod server;
 pub mod service;
 pub mod storage;
-pub mod wasm;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use functions_runtime as wasm;
 
 pub use config::{
     AgentConfig, AuthConfig, FunctionsConfig, LimitsConfig, LogFormat, Role, ServerConfig,

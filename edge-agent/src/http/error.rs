@@ -3,9 +3,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use functions_runtime::InvokeError;
 
 use crate::service::{CallError, InferError, MemoryError, RepositoryError};
-use crate::wasm::InvokeError;
 
 /// An HTTP error with its JSON body.
 #[derive(Debug)]

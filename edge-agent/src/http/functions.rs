@@ -7,6 +7,7 @@ use axum::extract::{Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use functions_runtime::wagi::CgiRequest;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -14,7 +15,6 @@ use super::observability::RequestId;
 use super::AppState;
 use crate::config::Role;
 use crate::service::{DeployRequest, FunctionManifest, FunctionSummary, LoadedFunction};
-use crate::wasm::wagi::CgiRequest;
 
 fn parse_version(v: &str) -> Result<u64, ApiError> {
     v.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| {

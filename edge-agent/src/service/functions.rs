@@ -7,17 +7,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use functions_runtime::{CompileError, Grants, GraphSource, GuestState, InstancePre, WasmRuntime};
 use inference::Model;
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use wasmtime::InstancePre;
 
 use super::{validate_name_of, Repository, RepositoryError};
 use crate::config::FunctionsConfig;
 use crate::metrics::Metrics;
 use crate::service::manifest::FunctionManifest;
 use crate::storage::{BlobStore, ModelStore, VersionRecord};
-use crate::wasm::{CompileError, Grants, GraphSource, GuestState, WasmRuntime};
 
 impl GraphSource for Repository {
     fn graph(&self, name: &str, version: Option<u64>) -> Option<Arc<Model>> {

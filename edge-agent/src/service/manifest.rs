@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use functions_runtime::ModelGrant;
 use serde::{Deserialize, Serialize};
 
 use super::RepositoryError;
 use crate::config::FunctionsConfig;
-use crate::wasm::ModelGrant;
 
 /// What a function may use, and its limits. Sent as JSON with the module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

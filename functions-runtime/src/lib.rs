@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use edge_agent::wasm::{
+//! use functions_runtime::{
 //!     GraphSource, Grants, GuestLimits, Invocation, InvokeError, RuntimeConfig, WasmRuntime,
 //! };
 //!
@@ -52,6 +52,8 @@ pub use nn::{GraphSource, ModelGrant, NnLimits};
 pub use runtime::{
     Grants, GuestLimits, GuestState, Invocation, Output, RuntimeConfig, WasmRuntime,
 };
+/// A module linked once by [`WasmRuntime::prepare`], instantiated per call.
+pub use wasmtime::InstancePre;
 
 #[cfg(test)]
 mod tests;
