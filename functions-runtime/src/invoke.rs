@@ -55,7 +55,7 @@ impl WasmRuntime {
             mut store,
             stdout,
             stderr,
-        } = self.new_store(call)?;
+        } = CallStore::new(&self.engine, self.config(), call)?;
         let host = |reason: String| InvokeError::Host {
             function: function.clone(),
             reason,

@@ -3,13 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::Store;
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::WasiCtxBuilder;
 
-use crate::config::{mib_to_bytes, Invocation};
-use crate::engine::WasmRuntime;
+use crate::config::{mib_to_bytes, Invocation, RuntimeConfig};
 use crate::error::InvokeError;
 use crate::limiter::MemoryLimiter;
 use crate::nn::NnCtx;
@@ -42,11 +41,14 @@ fn deadline_after(timeout_ms: u64) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
 }
 
-impl WasmRuntime {
-    /// A fresh `Store` for one call: WASI with in-memory stdio, the wasi-nn state, the memory
-    /// cap, the epoch deadline and fuel.
-    pub(crate) fn new_store(&self, call: Invocation) -> Result<CallStore, InvokeError> {
-        let config = self.config();
+impl CallStore {
+    /// A fresh `Store` on `engine` for one call: WASI with in-memory stdio, the wasi-nn
+    /// state, the memory cap, the epoch deadline and fuel.
+    pub(crate) fn new(
+        engine: &Engine,
+        config: &RuntimeConfig,
+        call: Invocation,
+    ) -> Result<Self, InvokeError> {
         let stdout = CappedPipe::new(config.max_stdout_bytes);
         let stderr = MemoryOutputPipe::new(config.max_stderr_bytes);
         let wasi = WasiCtxBuilder::new()
@@ -69,7 +71,7 @@ impl WasmRuntime {
             deadline_after(limits.timeout_ms),
         );
         let mut store = Store::new(
-            &self.engine,
+            engine,
             GuestState {
                 wasi,
                 nn,
@@ -85,7 +87,7 @@ impl WasmRuntime {
                 function: call.function.clone(),
                 reason: format!("{e}"),
             })?;
-        Ok(CallStore {
+        Ok(Self {
             store,
             stdout,
             stderr,

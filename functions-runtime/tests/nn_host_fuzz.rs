@@ -19,8 +19,8 @@ use wasmtime::{Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
 
 /// Reproduce a failure with `NN_FUZZ_SEED=<seed>` (decimal or `0x` hex).
 const DEFAULT_SEED: u64 = 0x0bad_5eed_1234_abcd;
-const ROUNDS: usize = 16;
-const CALLS_PER_ROUND: usize = 400;
+const ROUNDS: usize = 24;
+const CALLS_PER_ROUND: usize = 500;
 
 /// Guest memory layout (2 pages, 128 KiB).
 const MEM: i32 = 2 * 65536;
