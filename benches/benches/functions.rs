@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use edge_agent::wasm::{
+use edge_agent::AgentConfig;
+use functions_runtime::{
     Grants, GraphSource, GuestLimits, Invocation, ModelGrant, RuntimeConfig, WasmRuntime,
 };
-use edge_agent::AgentConfig;
 use inference::test_support::{digits, model_bytes};
 use reqwest::multipart::{Form, Part};
 use serde_json::json;

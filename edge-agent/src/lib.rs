@@ -7,7 +7,7 @@
 //! - `/v1/functions` and `/fn/{name}/...`: edge functions, WebAssembly modules run by wasmtime
 //!   (pooling allocator, epoch deadlines, memory caps, WASI preview 1 with in-memory stdio)
 //!   and called with WAGI conventions; they reach models through our `wasi_ephemeral_nn` host
-//!   (see [`wasm`] and `docs/functions.md`);
+//!   (see [`functions_runtime`] and `docs/functions.md`);
 //! - `/metrics`: Prometheus text; `/v1/openapi.json`: the `/v1` API.
 //!
 //! Inference runs on a bounded pool off the reactor. Each model has a concurrency limit and a
@@ -30,7 +30,6 @@ pub mod model_config;
 mod server;
 pub mod service;
 pub mod storage;
-pub mod wasm;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -115,17 +114,17 @@ pub async fn build_state(
     .await?;
     let repo = Arc::new(repo);
     let f = &config.functions;
-    let runtime = wasm::WasmRuntime::new(wasm::RuntimeConfig {
+    let runtime = functions_runtime::WasmRuntime::new(functions_runtime::RuntimeConfig {
         max_instances: f.max_instances,
         max_memory_mib: f.max_memory_mib,
         epoch_tick_ms: f.epoch_tick_ms,
         max_stdout_bytes: f.max_stdout_bytes,
-        nn: wasm::NnLimits {
+        nn: functions_runtime::NnLimits {
             max_tensor_bytes: f.max_tensor_bytes,
             max_model_bytes: config.limits.max_model_bytes,
-            ..wasm::RuntimeConfig::default().nn
+            ..functions_runtime::RuntimeConfig::default().nn
         },
-        ..wasm::RuntimeConfig::default()
+        ..functions_runtime::RuntimeConfig::default()
     })
     .map_err(|e| StartError::Wasm(format!("{e}")))?;
     let (function_store, artifacts) =

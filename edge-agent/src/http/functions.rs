@@ -6,6 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use functions_runtime::wagi::CgiRequest;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -14,7 +15,6 @@ use super::observability::RequestId;
 use super::AppState;
 use crate::config::Role;
 use crate::service::{DeployRequest, FunctionManifest, FunctionSummary, LoadedFunction};
-use crate::wasm::wagi::CgiRequest;
 
 /// `GET /v1/functions`.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<FunctionSummary>>, ApiError> {

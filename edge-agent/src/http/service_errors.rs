@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 
 use super::error::ApiError;
 use crate::service::{CallError, InferError, MemoryError, RepositoryError};
-use crate::wasm::InvokeError;
+use functions_runtime::InvokeError;
 
 impl From<RepositoryError> for ApiError {
     fn from(e: RepositoryError) -> Self {

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use functions_runtime::ModelGrant;
 use serde::{Deserialize, Serialize};
 
 use super::registry::{validate_name, Rejection, RepositoryError};
 use crate::config::FunctionsConfig;
 use crate::storage::Kind;
-use crate::wasm::ModelGrant;
 
 /// What a function may use, and its limits. Sent as JSON with the module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
 //! The guest modules of `functions/`, built once per test run for wasm32-wasip1 (into
-//! `target/guests`), and the hand-written WAT guests of `tests/wat/`.
+//! `target/guests`), and the hand-written WAT guests of `functions-runtime/tests/wat/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,11 +87,11 @@ pub fn guest(name: &str) -> Option<Vec<u8>> {
     }
 }
 
-/// A WAT guest of `tests/wat/`.
+/// A WAT guest of `functions-runtime/tests/wat/`.
 pub fn wat(name: &str) -> String {
     std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/wat")
+            .join("../functions-runtime/tests/wat")
             .join(name),
     )
     .unwrap()

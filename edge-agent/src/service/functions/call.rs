@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use functions_runtime::wagi::{self, CgiRequest, CgiResponse};
+use functions_runtime::{GuestLimits, Invocation, InvokeError};
+
 use super::{Functions, LoadedFunction};
-use crate::wasm::wagi::{self, CgiRequest, CgiResponse};
-use crate::wasm::{GuestLimits, Invocation, InvokeError};
 
 /// What one call produced, with its timings.
 #[derive(Debug)]

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::service::manifest::FunctionManifest;
 use crate::service::registry::{Hooks, Rejection, RepositoryError};
 use crate::storage::{ArtifactStore, Kind};
-use crate::wasm::{CompileError, Grants, GraphSource, WasmRuntime};
+use functions_runtime::{CompileError, Grants, GraphSource, WasmRuntime};
 
 /// The function side of the registry.
 pub(crate) struct FunctionHooks {

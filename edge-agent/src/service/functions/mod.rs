@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use functions_runtime::InstancePre;
 use inference::Model;
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use wasmtime::InstancePre;
 
 pub use call::{CallError, FunctionResponse};
 
@@ -25,7 +25,7 @@ use crate::config::FunctionsConfig;
 use crate::metrics::Metrics;
 use crate::service::manifest::FunctionManifest;
 use crate::storage::{ArtifactStore, BlobStore, VersionStore};
-use crate::wasm::{Grants, GraphSource, GuestState, WasmRuntime};
+use functions_runtime::{Grants, GraphSource, GuestState, WasmRuntime};
 
 impl GraphSource for Repository {
     fn graph(&self, name: &str, version: Option<u64>) -> Option<Arc<Model>> {

@@ -1,7 +1,7 @@
 //! Why a registry operation failed: typed by what went wrong, naming the kind of entry.
 
 use crate::storage::{not_found, Kind, StoreError};
-use crate::wasm::CompileError;
+use functions_runtime::CompileError;
 
 /// Why a model or function repository operation failed. The HTTP layer maps `NotFound` and
 /// `NotReady` to 404, `Conflict` to 409, `Rejected` to 400 and the rest to 500.

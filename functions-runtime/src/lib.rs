@@ -4,13 +4,15 @@
 //!   thread, fuel metering) and one linker (WASI preview 1 with in-memory stdio and no
 //!   preopens, plus our `wasi_ephemeral_nn` host in [`nn`]). Each call gets its own `Store`
 //!   with a deadline, fuel and a memory cap.
+//! - [`nn::add_to_linker`] puts the wasi-nn host on any `Linker<T>` whose store data holds an
+//!   [`NnCtx`], in wasmtime-wasi's shape; the runtime is one such user.
 //! - [`wagi`] turns an HTTP request into a CGI environment and stdout back into a response.
 //!
 //! A guest that never returns is stopped at its deadline:
 //!
 //! ```
 //! use std::sync::Arc;
-//! use edge_agent::wasm::{
+//! use functions_runtime::{
 //!     GraphSource, Grants, GuestLimits, Invocation, InvokeError, RuntimeConfig, WasmRuntime,
 //! };
 //!
@@ -40,18 +42,24 @@
 //! ```
 
 mod cache;
+mod config;
+mod engine;
 mod error;
+mod invoke;
+mod limiter;
 pub mod nn;
 mod pipe;
-mod runtime;
+mod store;
 pub mod wagi;
 
 pub use cache::{check_initial_memory, CachedModule};
+pub use config::{Grants, GuestLimits, Invocation, Output, RuntimeConfig};
+pub use engine::WasmRuntime;
 pub use error::{CompileError, InvokeError};
-pub use nn::{GraphSource, ModelGrant, NnLimits};
-pub use runtime::{
-    Grants, GuestLimits, GuestState, Invocation, Output, RuntimeConfig, WasmRuntime,
-};
+pub use nn::{GraphSource, ModelGrant, NnCtx, NnErrno, NnLimits};
+pub use store::GuestState;
+/// A module linked once by [`WasmRuntime::prepare`], instantiated per call.
+pub use wasmtime::InstancePre;
 
 #[cfg(test)]
 mod tests;

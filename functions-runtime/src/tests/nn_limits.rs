@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use inference::test_support::model_bytes;
 use inference::{LoadOptions, Model};
 
 use super::*;

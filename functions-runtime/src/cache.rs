@@ -7,8 +7,8 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use wasmtime::Module;
 
-use super::error::CompileError;
-use super::runtime::WasmRuntime;
+use crate::engine::WasmRuntime;
+use crate::error::CompileError;
 
 /// A module from [`WasmRuntime::load_verified`] or [`WasmRuntime::load_within`].
 pub struct CachedModule {

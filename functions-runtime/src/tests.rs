@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use inference::test_support::model_bytes;
 use inference::{LoadOptions, Model};
 use sha2::Digest;
 
@@ -14,7 +13,15 @@ mod nn_limits;
 mod output;
 
 /// The nn_errno digits `nn_hostile.wat` must print, call by call.
-const NN_HOSTILE_EXPECTED: &str = include_str!("../../tests/wat/nn_hostile.expected");
+const NN_HOSTILE_EXPECTED: &str = include_str!("../tests/wat/nn_hostile.expected");
+
+/// The bytes of `models/<name>` (the repository's committed sample models).
+fn model_bytes(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
 
 struct Models(HashMap<(String, u64), Arc<Model>>);
 
@@ -345,7 +352,7 @@ fn nn_calls_with_garbage_get_error_codes() {
         name: "digits".into(),
         version: Some(1),
     }];
-    let wat = include_str!("../../tests/wat/nn_hostile.wat");
+    let wat = include_str!("../tests/wat/nn_hostile.wat");
     let out = call(&rt, wat, LIMITS, &grants).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), NN_HOSTILE_EXPECTED);
 }

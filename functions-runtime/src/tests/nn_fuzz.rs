@@ -247,7 +247,9 @@ async fn nn_host_answers_random_calls_with_codes_and_stays_usable() {
                 source: models(),
             },
         };
-        let mut store = rt.new_store(invocation).unwrap().store;
+        let mut store = crate::store::CallStore::new(&rt.engine, rt.config(), invocation)
+            .unwrap()
+            .store;
         let instance = pre.instantiate_async(&mut store).await.unwrap();
         let memory = instance.get_memory(&mut store, "memory").unwrap();
         let call = instance
