@@ -280,14 +280,13 @@ fn tensor_info(vi: &pb::ValueInfoProto, direction: &'static str) -> Result<Tenso
             type_name: "a non-tensor type (sequence, map or optional)".to_owned(),
         });
     };
-    let element_type =
-        declared
-            .element_type()
-            .ok_or_else(|| Error::UnsupportedElementType {
-                direction,
-                name: vi.name.clone(),
-                type_name: onnx_type_name(declared.elem_type),
-            })?;
+    let element_type = declared
+        .element_type()
+        .ok_or_else(|| Error::UnsupportedElementType {
+            direction,
+            name: vi.name.clone(),
+            type_name: onnx_type_name(declared.elem_type),
+        })?;
     Ok(TensorInfo {
         name: vi.name.clone(),
         element_type,

@@ -431,9 +431,8 @@ impl TrainGraph {
             };
             if onnx::element_type(t) == Some(ElementType::F32) {
                 let shape = onnx::tensor_shape(t)?;
-                let tensor = Tensor::from_shape_vec(&shape, v.clone()).map_err(|e| {
-                    TrainError::Shape(format!("initializer `{}`: {e}", t.name))
-                })?;
+                let tensor = Tensor::from_shape_vec(&shape, v.clone())
+                    .map_err(|e| TrainError::Shape(format!("initializer `{}`: {e}", t.name)))?;
                 onnx::set_tensor_data(t, &tensor, onnx::DataLayout::Raw);
             }
         }

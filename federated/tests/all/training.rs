@@ -48,6 +48,39 @@ fn unsupported_models_are_refused_by_name() {
 }
 
 #[test]
+fn malformed_tensors_and_attributes_are_refused_naming_them() {
+    use inference::test_support::f32_initializer;
+    let softmax = |axis: onnx::AttributeValue, w: inference::onnx::proto::TensorProto| {
+        let mut n = node("Softmax", &["x"], &["y"]);
+        onnx::set_attribute(&mut n, "axis", axis);
+        model(
+            vec![n, node("Add", &["y", "w"], &["z"])],
+            vec![value_info("x", ElementType::F32, &[None, Some(3)])],
+            vec![value_info("z", ElementType::F32, &[None, Some(3)])],
+            vec![w],
+        )
+    };
+    let w = || f32_initializer("w", &[3], &[1.0, 2.0, 3.0]);
+    assert!(Trainer::new(&softmax(onnx::AttributeValue::Int(1), w())).is_ok());
+    // An axis given as a float was read as 0 before the format layer checked types.
+    let err = Trainer::new(&softmax(onnx::AttributeValue::Float(1.0), w())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::Format(onnx::FormatError::AttributeType { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("`axis` is of type FLOAT"), "{err}");
+    let short = f32_initializer("w", &[3], &[1.0, 2.0]);
+    let err = Trainer::new(&softmax(onnx::AttributeValue::Int(1), short)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid model: `w`: shape [3] holds 3 elements, but `float_data` has 2"
+    );
+}
+
+#[test]
 fn the_cnn_learns_digits_and_exports_a_servable_model() {
     let onnx = model_bytes("digits_cnn.onnx");
     let mut trainer = Trainer::new(&onnx).unwrap();

@@ -152,10 +152,7 @@ pub fn attr_float(node: &NodeProto, name: &str) -> Result<Option<f32>, FormatErr
 }
 
 /// A `FLOATS` attribute; `None` when absent, an error when of another type.
-pub fn attr_floats<'a>(
-    node: &'a NodeProto,
-    name: &str,
-) -> Result<Option<&'a [f32]>, FormatError> {
+pub fn attr_floats<'a>(node: &'a NodeProto, name: &str) -> Result<Option<&'a [f32]>, FormatError> {
     Ok(typed(node, name, AttributeType::Floats)?.map(|a| a.floats.as_slice()))
 }
 

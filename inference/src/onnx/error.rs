@@ -59,7 +59,10 @@ pub enum FormatError {
         given: usize,
     },
     /// A typed data field (`float_data`, `int32_data`, ...) of the wrong length for the shape.
-    #[error("{}shape {shape:?} holds {expected} elements, but `{field}` has {given}", prefix(tensor))]
+    #[error(
+        "{}shape {shape:?} holds {expected} elements, but `{field}` has {given}",
+        prefix(tensor)
+    )]
     TypedDataLength {
         /// The tensor's name (possibly empty).
         tensor: String,
@@ -74,7 +77,10 @@ pub enum FormatError {
     },
     /// A value of a typed data field that does not fit the element type (e.g. 300 in the
     /// `int32_data` of a uint8 tensor).
-    #[error("{}value {value} in `{field}` does not fit {element_type}", prefix(tensor))]
+    #[error(
+        "{}value {value} in `{field}` does not fit {element_type}",
+        prefix(tensor)
+    )]
     ValueOutOfRange {
         /// The tensor's name (possibly empty).
         tensor: String,

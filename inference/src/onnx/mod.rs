@@ -61,6 +61,6 @@ pub use model::{
     set_opset_version, DEFAULT_IR_VERSION,
 };
 pub use tensor::{
-    decode_tensor, decode_tensor_proto, element_type, encode_tensor, is_external,
-    set_tensor_data, tensor_from_proto, tensor_shape, tensor_to_proto, DataLayout, NamedTensor,
+    decode_tensor, decode_tensor_proto, element_type, encode_tensor, is_external, set_tensor_data,
+    tensor_from_proto, tensor_shape, tensor_to_proto, DataLayout, NamedTensor,
 };

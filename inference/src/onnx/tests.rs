@@ -16,7 +16,9 @@ fn samples() -> Vec<Tensor> {
     vec![
         t(Tensor::from_shape_vec(
             &s,
-            [0.0, -1.5, 1e-3, 65504.0, -0.0, 0.25].map(f16::from_f32).to_vec(),
+            [0.0, -1.5, 1e-3, 65504.0, -0.0, 0.25]
+                .map(f16::from_f32)
+                .to_vec(),
         )),
         t(Tensor::from_shape_vec(
             &s,
@@ -26,18 +28,44 @@ fn samples() -> Vec<Tensor> {
             &s,
             vec![0.0f64, -1.5, f64::EPSILON, f64::MIN, 1e300, 7.0],
         )),
-        t(Tensor::from_shape_vec(&s, vec![0i8, -1, i8::MIN, i8::MAX, 5, -7])),
-        t(Tensor::from_shape_vec(&s, vec![0i16, -1, i16::MIN, i16::MAX, 300, -7])),
-        t(Tensor::from_shape_vec(&s, vec![0i32, -1, i32::MIN, i32::MAX, 70000, -7])),
-        t(Tensor::from_shape_vec(&s, vec![0i64, -1, i64::MIN, i64::MAX, 1 << 40, -7])),
-        t(Tensor::from_shape_vec(&s, vec![0u8, 1, 127, 128, 255, 7])),
-        t(Tensor::from_shape_vec(&s, vec![0u16, 1, 255, 256, u16::MAX, 7])),
-        t(Tensor::from_shape_vec(&s, vec![0u32, 1, 1 << 20, u32::MAX, 9, 7])),
-        t(Tensor::from_shape_vec(&s, vec![0u64, 1, 1 << 40, u64::MAX, 9, 7])),
-        t(Tensor::from_shape_vec(&s, vec![true, false, false, true, true, false])),
         t(Tensor::from_shape_vec(
             &s,
-            ["", "a", "ünï", "日本", "x y", "\0"].map(String::from).to_vec(),
+            vec![0i8, -1, i8::MIN, i8::MAX, 5, -7],
+        )),
+        t(Tensor::from_shape_vec(
+            &s,
+            vec![0i16, -1, i16::MIN, i16::MAX, 300, -7],
+        )),
+        t(Tensor::from_shape_vec(
+            &s,
+            vec![0i32, -1, i32::MIN, i32::MAX, 70000, -7],
+        )),
+        t(Tensor::from_shape_vec(
+            &s,
+            vec![0i64, -1, i64::MIN, i64::MAX, 1 << 40, -7],
+        )),
+        t(Tensor::from_shape_vec(&s, vec![0u8, 1, 127, 128, 255, 7])),
+        t(Tensor::from_shape_vec(
+            &s,
+            vec![0u16, 1, 255, 256, u16::MAX, 7],
+        )),
+        t(Tensor::from_shape_vec(
+            &s,
+            vec![0u32, 1, 1 << 20, u32::MAX, 9, 7],
+        )),
+        t(Tensor::from_shape_vec(
+            &s,
+            vec![0u64, 1, 1 << 40, u64::MAX, 9, 7],
+        )),
+        t(Tensor::from_shape_vec(
+            &s,
+            vec![true, false, false, true, true, false],
+        )),
+        t(Tensor::from_shape_vec(
+            &s,
+            ["", "a", "ünï", "日本", "x y", "\0"]
+                .map(String::from)
+                .to_vec(),
         )),
     ]
 }
@@ -69,14 +97,20 @@ fn raw_data_is_little_endian_and_typed_fields_are_the_ones_onnx_names() {
     let raw = tensor_to_proto("x", &x, DataLayout::Raw);
     assert_eq!(raw.raw_data, [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]);
     let u32s = Tensor::from_shape_vec(&[1], vec![7u32]).unwrap();
-    assert_eq!(tensor_to_proto("u", &u32s, DataLayout::Typed).uint64_data, [7]);
+    assert_eq!(
+        tensor_to_proto("u", &u32s, DataLayout::Typed).uint64_data,
+        [7]
+    );
     let halfs = Tensor::from_shape_vec(&[1], vec![f16::ONE]).unwrap();
     assert_eq!(
         tensor_to_proto("h", &halfs, DataLayout::Typed).int32_data,
         [0x3c00]
     );
     let bools = Tensor::from_shape_vec(&[2], vec![true, false]).unwrap();
-    assert_eq!(tensor_to_proto("b", &bools, DataLayout::Raw).raw_data, [1, 0]);
+    assert_eq!(
+        tensor_to_proto("b", &bools, DataLayout::Raw).raw_data,
+        [1, 0]
+    );
 }
 
 #[test]
@@ -310,7 +344,10 @@ fn models_without_graphs_and_garbage_are_errors() {
         Err(FormatError::NoGraph)
     ));
     let err = decode_model(&[0xff, 0xff, 0xff, 0x07, 0x01]).unwrap_err();
-    assert!(err.to_string().starts_with("not a valid ModelProto"), "{err}");
+    assert!(
+        err.to_string().starts_with("not a valid ModelProto"),
+        "{err}"
+    );
 }
 
 #[test]

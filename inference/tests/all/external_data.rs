@@ -2,9 +2,9 @@
 //! wherever it sits in the model, unless the caller names a directory, and then only a plain
 //! file inside that directory is read.
 
+use inference::onnx::{self, make_attribute, proto as pb, AttributeValue};
 use inference::test_support::{external_data_model, model, node, value_info};
 use inference::{ElementType, Error, LoadOptions, Model, Tensor};
-use inference::onnx::{self, make_attribute, proto as pb, AttributeValue};
 
 use crate::support::backends;
 
@@ -88,7 +88,10 @@ fn constant_model(in_subgraph: bool) -> Vec<u8> {
     };
     let mut if_node = node("If", &["cond"], &["c2"]);
     if_node.attribute = vec![
-        make_attribute("then_branch", AttributeValue::Graph(branch(vec![constant.clone()]))),
+        make_attribute(
+            "then_branch",
+            AttributeValue::Graph(branch(vec![constant.clone()])),
+        ),
         make_attribute("else_branch", AttributeValue::Graph(branch(vec![constant]))),
     ];
     model(

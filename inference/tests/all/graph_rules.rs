@@ -2,9 +2,9 @@
 //! operators of domains a backend does not implement, domains the model does not import, and
 //! names declared twice.
 
+use inference::onnx::{make_attribute, proto as pb, AttributeValue};
 use inference::test_support::{model, node, value_info, with_opset};
 use inference::{BackendKind, ElementType, Error, LoadOptions, Model, Tensor};
-use inference::onnx::{make_attribute, proto as pb, AttributeValue};
 
 use crate::support::backends;
 

@@ -98,13 +98,13 @@ fn unsupported_io_types_are_named() {
     );
     // Patch the input's element type to bfloat16 (16) at the protobuf level.
     let mut proto = onnx::decode_model(&bytes).unwrap();
-    if let Some(onnx::proto::type_proto::Value::TensorType(t)) =
-        proto.graph.as_mut().unwrap().input[0]
-            .r#type
-            .as_mut()
-            .unwrap()
-            .value
-            .as_mut()
+    if let Some(onnx::proto::type_proto::Value::TensorType(t)) = proto.graph.as_mut().unwrap().input
+        [0]
+    .r#type
+    .as_mut()
+    .unwrap()
+    .value
+    .as_mut()
     {
         t.elem_type = 16;
     }

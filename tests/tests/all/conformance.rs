@@ -18,8 +18,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use inference::test_support::{ort_library, setup_var};
 use inference::onnx::decode_tensor_proto;
+use inference::test_support::{ort_library, setup_var};
 use inference::{BackendKind, LoadOptions, Model, Tensor};
 use serde_json::Value;
 
