@@ -13,9 +13,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
-use tract_onnx::pb;
-
 use crate::error::Error;
+use crate::onnx::{is_external, proto as pb};
 
 /// Finds every external-data tensor of the model. Without `dir`, the first one is an error;
 /// with it, each is read from inside `dir` and inlined as `raw_data`. Returns whether anything
@@ -58,11 +57,6 @@ pub(crate) fn resolve(proto: &mut pb::ModelProto, dir: Option<&Path>) -> Result<
         Ok(())
     })?;
     Ok(inlined)
-}
-
-fn is_external(t: &pb::TensorProto) -> bool {
-    t.data_location == Some(pb::tensor_proto::DataLocation::External as i32)
-        || !t.external_data.is_empty()
 }
 
 fn entry<'a>(t: &'a pb::TensorProto, key: &str) -> Option<&'a str> {

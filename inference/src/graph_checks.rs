@@ -5,10 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tract_onnx::pb;
-
 use crate::backend::BackendKind;
 use crate::error::Error;
+use crate::onnx::{node_label, proto as pb};
 
 /// The operators tract implements from `ai.onnx.ml` (those its op register holds under ONNX-ML
 /// names); it implements no other non-default domain.
@@ -40,17 +39,6 @@ fn shown(domain: &str) -> &str {
         "ai.onnx"
     } else {
         domain
-    }
-}
-
-/// Names a node for a message: ``node `conv1` (Conv)``, or by its first output when unnamed.
-pub(crate) fn node_label(node: &pb::NodeProto) -> String {
-    if !node.name.is_empty() {
-        format!("node `{}` ({})", node.name, node.op_type)
-    } else if let Some(out) = node.output.iter().find(|o| !o.is_empty()) {
-        format!("the {} node writing `{out}`", node.op_type)
-    } else {
-        format!("an unnamed {} node", node.op_type)
     }
 }
 

@@ -35,7 +35,8 @@ mod metadata;
 mod model;
 mod options;
 mod tensor;
-mod tensor_proto;
+
+pub mod onnx;
 
 pub use backend::ort::{
     harden_ort_environment, LOAD_CONFIG_FROM_MODEL_ENV, ORT_DYLIB_ENV, TELEMETRY_OFF_ENV,
@@ -46,8 +47,8 @@ pub use metadata::{Dim, ModelMetadata, Opset, TensorInfo};
 pub use model::{describe, Model, Outputs};
 pub use options::LoadOptions;
 pub use tensor::{onnx_type_name, Element, ElementType, Tensor};
-pub use tensor_proto::{decode_tensor_proto, NamedTensor};
 
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
 /// Re-exported so callers build tensors with the same `half` version.

@@ -4,12 +4,11 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 
-use prost::Message;
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
-use tract_onnx::pb;
 
 use crate::error::Error;
+use crate::onnx::{self, proto as pb};
 use crate::tensor::{onnx_type_name, ElementType};
 use crate::{external_data, graph_checks};
 
@@ -166,10 +165,11 @@ pub(crate) fn parse(bytes: &[u8], external_data_dir: Option<&Path>) -> Result<Pa
     if bytes.is_empty() {
         return Err(Error::invalid("the model is empty (0 bytes)"));
     }
-    let mut proto = pb::ModelProto::decode(bytes).map_err(|e| {
-        Error::invalid(format!(
-            "protobuf decoding failed ({e}); is the file truncated or not ONNX?"
-        ))
+    let mut proto = onnx::decode_model(bytes).map_err(|e| match e {
+        onnx::FormatError::Decode { source, .. } => Error::invalid(format!(
+            "protobuf decoding failed ({source}); is the file truncated or not ONNX?"
+        )),
+        other => Error::invalid(other.to_string()),
     })?;
     let graph = proto
         .graph
@@ -194,7 +194,7 @@ pub(crate) fn parse(bytes: &[u8], external_data_dir: Option<&Path>) -> Result<Pa
         .iter()
         .map(|vi| tensor_info(vi, "output"))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut operators: Vec<String> = graph.node.iter().map(qualified_op).collect();
+    let mut operators: Vec<String> = graph.node.iter().map(onnx::qualified_op).collect();
     operators.sort();
     operators.dedup();
 
@@ -226,14 +226,6 @@ pub(crate) fn parse(bytes: &[u8], external_data_dir: Option<&Path>) -> Result<Pa
         metadata,
         inlined,
     })
-}
-
-fn qualified_op(node: &pb::NodeProto) -> String {
-    if node.domain.is_empty() || node.domain == "ai.onnx" {
-        node.op_type.clone()
-    } else {
-        format!("{}.{}", node.domain, node.op_type)
-    }
 }
 
 /// Every node input must be a graph input, an initializer or an earlier node's output, so that a
@@ -281,38 +273,24 @@ fn check_references(graph: &pb::GraphProto) -> Result<(), Error> {
 }
 
 fn tensor_info(vi: &pb::ValueInfoProto, direction: &'static str) -> Result<TensorInfo, Error> {
-    use pb::tensor_shape_proto::dimension::Value;
-    let tensor = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(pb::type_proto::Value::TensorType(t)) => t,
-        None => {
-            return Err(Error::UnsupportedElementType {
-                direction,
-                name: vi.name.clone(),
-                type_name: "a non-tensor type (sequence, map or optional)".to_owned(),
-            })
-        }
-    };
-    let element_type = ElementType::from_onnx_code(tensor.elem_type).ok_or_else(|| {
-        Error::UnsupportedElementType {
+    let Some(declared) = onnx::declared_tensor(vi) else {
+        return Err(Error::UnsupportedElementType {
             direction,
             name: vi.name.clone(),
-            type_name: onnx_type_name(tensor.elem_type),
-        }
-    })?;
-    let shape = tensor.shape.as_ref().map(|s| {
-        s.dim
-            .iter()
-            .map(|d| match &d.value {
-                Some(Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as usize),
-                Some(Value::DimParam(p)) if !p.is_empty() => Dim::Symbolic(p.clone()),
-                _ => Dim::Unknown,
-            })
-            .collect()
-    });
+            type_name: "a non-tensor type (sequence, map or optional)".to_owned(),
+        });
+    };
+    let element_type = declared
+        .element_type()
+        .ok_or_else(|| Error::UnsupportedElementType {
+            direction,
+            name: vi.name.clone(),
+            type_name: onnx_type_name(declared.elem_type),
+        })?;
     Ok(TensorInfo {
         name: vi.name.clone(),
         element_type,
-        shape,
+        shape: declared.shape,
     })
 }
 

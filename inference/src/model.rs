@@ -4,8 +4,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use prost::Message;
-
 use crate::backend::{Backend, BackendKind, OrtBackend, TractBackend};
 use crate::error::Error;
 use crate::graph_checks;
@@ -88,7 +86,7 @@ impl Model {
             BackendKind::Ort => {
                 // ONNX Runtime gets the model with its external data inlined, never a location.
                 let bytes = if inlined {
-                    Arc::from(proto.encode_to_vec())
+                    Arc::from(crate::onnx::encode_model(&proto))
                 } else {
                     bytes
                 };

@@ -5,10 +5,8 @@
 
 use std::path::PathBuf;
 
-use prost::Message;
-use tract_onnx::pb;
-
-use crate::ElementType;
+use crate::onnx::{self, proto as pb};
+use crate::{Dim, ElementType};
 
 mod skips;
 pub use skips::skipped;
@@ -89,40 +87,16 @@ pub fn ort_library(test: &str) -> Option<PathBuf> {
 
 /// A value info for a tensor of `ty` with the given dims (`None` for a symbolic `N`).
 pub fn value_info(name: &str, ty: ElementType, dims: &[Option<usize>]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    pb::ValueInfoProto {
-        name: name.to_owned(),
-        r#type: Some(pb::TypeProto {
-            denotation: String::new(),
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: ty.onnx_code(),
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| Dimension {
-                            denotation: String::new(),
-                            value: Some(match d {
-                                Some(n) => Value::DimValue(*n as i64),
-                                None => Value::DimParam("N".to_owned()),
-                            }),
-                        })
-                        .collect(),
-                }),
-            })),
-        }),
-        doc_string: String::new(),
-    }
+    let dims: Vec<Dim> = dims
+        .iter()
+        .map(|d| d.map_or_else(|| Dim::Symbolic("N".to_owned()), Dim::Fixed))
+        .collect();
+    onnx::make_value_info(name, ty, Some(&dims))
 }
 
 /// A node of `op` reading `inputs` and writing `outputs`.
 pub fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.to_owned(),
-        name: format!("{op}_0"),
-        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
-        output: outputs.iter().map(|s| (*s).to_owned()).collect(),
-        ..Default::default()
-    }
+    onnx::make_node(op, &format!("{op}_0"), inputs, outputs)
 }
 
 /// Serializes a model of one graph at opset 17.
@@ -132,24 +106,15 @@ pub fn model(
     outputs: Vec<pb::ValueInfoProto>,
     initializers: Vec<pb::TensorProto>,
 ) -> Vec<u8> {
-    pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        producer_name: "inference-tests".to_owned(),
-        graph: Some(pb::GraphProto {
-            node: nodes,
-            name: "test".to_owned(),
-            initializer: initializers,
-            input: inputs,
-            output: outputs,
-            ..Default::default()
-        }),
+    let graph = pb::GraphProto {
+        node: nodes,
+        name: "test".to_owned(),
+        initializer: initializers,
+        input: inputs,
+        output: outputs,
         ..Default::default()
-    }
-    .encode_to_vec()
+    };
+    onnx::encode_model(&onnx::new_model(graph, 17, "inference-tests"))
 }
 
 /// `y = Identity(x)` over a tensor of `ty` shaped `[N, 3]`.
@@ -164,6 +129,7 @@ pub fn identity_model(ty: ElementType) -> Vec<u8> {
 
 /// A float32 initializer.
 pub fn f32_initializer(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
+    // Built field by field, so that tests can give dims the data does not fill.
     pb::TensorProto {
         dims: dims.to_vec(),
         data_type: ElementType::F32.onnx_code(),
@@ -200,10 +166,10 @@ pub fn external_data_model(location: &str, entries: &[(&str, &str)]) -> Vec<u8> 
 
 /// The model `bytes` with one more operator set imported.
 pub fn with_opset(bytes: &[u8], domain: &str, version: i64) -> Vec<u8> {
-    let mut proto = pb::ModelProto::decode(bytes).expect("an ONNX model");
+    let mut proto = onnx::decode_model(bytes).expect("an ONNX model");
     proto.opset_import.push(pb::OperatorSetIdProto {
         domain: domain.to_owned(),
         version,
     });
-    proto.encode_to_vec()
+    onnx::encode_model(&proto)
 }

@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use prost::Message;
-use tract_onnx::pb;
+use inference::onnx::{self, proto as pb};
+use inference::{ElementType, Tensor};
 
 use super::TrainError;
 
@@ -194,24 +194,20 @@ pub struct TrainGraph {
     pub outputs: Vec<String>,
 }
 
-fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
-    node.attribute.iter().find(|a| a.name == name)
+fn int(node: &pb::NodeProto, name: &str, default: i64) -> Result<i64, TrainError> {
+    Ok(onnx::attr_int(node, name)?.unwrap_or(default))
 }
 
-fn int(node: &pb::NodeProto, name: &str, default: i64) -> i64 {
-    attr(node, name).map_or(default, |a| a.i)
+fn float(node: &pb::NodeProto, name: &str, default: f64) -> Result<f64, TrainError> {
+    Ok(onnx::attr_float(node, name)?.map_or(default, f64::from))
 }
 
-fn float(node: &pb::NodeProto, name: &str, default: f64) -> f64 {
-    attr(node, name).map_or(default, |a| a.f as f64)
-}
-
-fn ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
-    attr(node, name).map(|a| a.ints.clone())
+fn ints(node: &pb::NodeProto, name: &str) -> Result<Option<Vec<i64>>, TrainError> {
+    Ok(onnx::attr_ints(node, name)?.map(<[i64]>::to_vec))
 }
 
 fn pair(node: &pb::NodeProto, name: &str, default: usize) -> Result<[usize; 2], TrainError> {
-    match ints(node, name) {
+    match ints(node, name)? {
         None => Ok([default; 2]),
         Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 0) => Ok([v[0] as usize, v[1] as usize]),
         Some(v) => Err(TrainError::Unsupported(format!(
@@ -222,8 +218,7 @@ fn pair(node: &pb::NodeProto, name: &str, default: usize) -> Result<[usize; 2], 
 }
 
 fn pads(node: &pb::NodeProto) -> Result<[usize; 4], TrainError> {
-    if let Some(a) = attr(node, "auto_pad") {
-        let mode = String::from_utf8_lossy(&a.s);
+    if let Some(mode) = onnx::attr_string(node, "auto_pad")? {
         if !mode.is_empty() && mode != "NOTSET" && mode != "VALID" {
             return Err(TrainError::Unsupported(format!(
                 "node `{}` ({}): auto_pad = {mode} is not supported; give explicit pads",
@@ -231,7 +226,7 @@ fn pads(node: &pb::NodeProto) -> Result<[usize; 4], TrainError> {
             )));
         }
     }
-    match ints(node, "pads") {
+    match ints(node, "pads")? {
         None => Ok([0; 4]),
         Some(v) if v.len() == 4 && v.iter().all(|&x| x >= 0) => {
             Ok([v[0] as usize, v[1] as usize, v[2] as usize, v[3] as usize])
@@ -244,7 +239,7 @@ fn pads(node: &pb::NodeProto) -> Result<[usize; 4], TrainError> {
 }
 
 fn parse_op(node: &pb::NodeProto) -> Result<Op, TrainError> {
-    if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+    if !onnx::is_default_domain(&node.domain) {
         return Err(TrainError::UnsupportedOp {
             node: node.name.clone(),
             op: format!("{}.{}", node.domain, node.op_type),
@@ -252,10 +247,10 @@ fn parse_op(node: &pb::NodeProto) -> Result<Op, TrainError> {
     }
     Ok(match node.op_type.as_str() {
         "Gemm" => Op::Gemm {
-            alpha: float(node, "alpha", 1.0),
-            beta: float(node, "beta", 1.0),
-            trans_a: int(node, "transA", 0) != 0,
-            trans_b: int(node, "transB", 0) != 0,
+            alpha: float(node, "alpha", 1.0)?,
+            beta: float(node, "beta", 1.0)?,
+            trans_a: int(node, "transA", 0)? != 0,
+            trans_b: int(node, "transB", 0)? != 0,
         },
         "MatMul" => Op::MatMul,
         "Add" => Op::Add,
@@ -264,24 +259,24 @@ fn parse_op(node: &pb::NodeProto) -> Result<Op, TrainError> {
         "Div" => Op::Div,
         "Relu" => Op::Relu,
         "LeakyRelu" => Op::LeakyRelu {
-            alpha: float(node, "alpha", 0.01),
+            alpha: float(node, "alpha", 0.01)?,
         },
         "Sigmoid" => Op::Sigmoid,
         "Tanh" => Op::Tanh,
         "Softmax" => Op::Softmax {
-            axis: int(node, "axis", -1),
+            axis: int(node, "axis", -1)?,
         },
         "LogSoftmax" => Op::LogSoftmax {
-            axis: int(node, "axis", -1),
+            axis: int(node, "axis", -1)?,
         },
         "Conv" => Op::Conv {
             strides: pair(node, "strides", 1)?,
             pads: pads(node)?,
             dilations: pair(node, "dilations", 1)?,
-            group: int(node, "group", 1).max(1) as usize,
+            group: int(node, "group", 1)?.max(1) as usize,
         },
         "MaxPool" => {
-            if int(node, "ceil_mode", 0) != 0
+            if int(node, "ceil_mode", 0)? != 0
                 || node.output.iter().filter(|o| !o.is_empty()).count() > 1
             {
                 return Err(TrainError::Unsupported(format!(
@@ -300,25 +295,25 @@ fn parse_op(node: &pb::NodeProto) -> Result<Op, TrainError> {
             kernel: pair(node, "kernel_shape", 1)?,
             strides: pair(node, "strides", 1)?,
             pads: pads(node)?,
-            count_include_pad: int(node, "count_include_pad", 0) != 0,
+            count_include_pad: int(node, "count_include_pad", 0)? != 0,
         },
         "GlobalAveragePool" => Op::GlobalAveragePool,
         "BatchNormalization" => Op::BatchNormalization {
-            epsilon: float(node, "epsilon", 1e-5),
-            momentum: float(node, "momentum", 0.9),
+            epsilon: float(node, "epsilon", 1e-5)?,
+            momentum: float(node, "momentum", 0.9)?,
         },
         "Dropout" => Op::Dropout {
-            ratio: float(node, "ratio", 0.5),
+            ratio: float(node, "ratio", 0.5)?,
         },
         "Flatten" => Op::Flatten {
-            axis: int(node, "axis", 1),
+            axis: int(node, "axis", 1)?,
         },
         "Reshape" => Op::Reshape,
         "Concat" => Op::Concat {
-            axis: int(node, "axis", 0),
+            axis: int(node, "axis", 0)?,
         },
         "Transpose" => Op::Transpose {
-            perm: ints(node, "perm").map(|p| p.into_iter().map(|x| x as usize).collect()),
+            perm: ints(node, "perm")?.map(|p| p.into_iter().map(|x| x as usize).collect()),
         },
         "Identity" => Op::Identity,
         "Constant" => Op::Constant,
@@ -331,66 +326,22 @@ fn parse_op(node: &pb::NodeProto) -> Result<Op, TrainError> {
     })
 }
 
-/// Reads a constant tensor; `None` for element types the trainer does not use.
+/// Reads a constant tensor: float32/float64 as floats, int32/int64 as integers; other element
+/// types keep only their shape (the trainer never reads their values).
 pub fn read_tensor(t: &pb::TensorProto) -> Result<Initializer, TrainError> {
-    let shape: Vec<usize> = t
-        .dims
-        .iter()
-        .map(|&d| {
-            usize::try_from(d)
-                .map_err(|_| TrainError::InvalidModel(format!("tensor `{}` has dim {d}", t.name)))
-        })
-        .collect::<Result<_, _>>()?;
-    let n: usize = shape.iter().product();
-    let raw = &t.raw_data;
-    let bad = |what: &str| TrainError::InvalidModel(format!("tensor `{}`: {what}", t.name));
-    let (floats, ints) = match t.data_type {
-        1 => {
-            let v: Vec<f64> = if raw.is_empty() {
-                t.float_data.iter().map(|&x| x as f64).collect()
-            } else {
-                raw.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64)
-                    .collect()
-            };
-            (Some(v), None)
-        }
-        11 => {
-            let v: Vec<f64> = if raw.is_empty() {
-                t.double_data.clone()
-            } else {
-                raw.chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
-                    .collect()
-            };
-            (Some(v), None)
-        }
-        7 => {
-            let v: Vec<i64> = if raw.is_empty() {
-                t.int64_data.clone()
-            } else {
-                raw.chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
-                    .collect()
-            };
-            (None, Some(v))
-        }
-        6 => {
-            let v: Vec<i64> = if raw.is_empty() {
-                t.int32_data.iter().map(|&x| x as i64).collect()
-            } else {
-                raw.chunks_exact(4)
-                    .map(|c| i32::from_le_bytes(c.try_into().expect("4")) as i64)
-                    .collect()
-            };
-            (None, Some(v))
+    let shape = onnx::tensor_shape(t)?;
+    let (floats, ints) = match onnx::element_type(t) {
+        Some(ElementType::F32 | ElementType::F64 | ElementType::I32 | ElementType::I64) => {
+            match onnx::tensor_from_proto(t)? {
+                Tensor::F32(a) => (Some(a.iter().map(|&x| f64::from(x)).collect()), None),
+                Tensor::F64(a) => (Some(a.iter().copied().collect()), None),
+                Tensor::I32(a) => (None, Some(a.iter().map(|&x| i64::from(x)).collect())),
+                Tensor::I64(a) => (None, Some(a.iter().copied().collect())),
+                _ => (None, None),
+            }
         }
         _ => (None, None),
     };
-    if floats.as_ref().is_some_and(|v| v.len() != n) || ints.as_ref().is_some_and(|v| v.len() != n)
-    {
-        return Err(bad(&format!("data does not fill shape {shape:?}")));
-    }
     Ok(Initializer {
         name: t.name.clone(),
         shape,
@@ -402,12 +353,8 @@ pub fn read_tensor(t: &pb::TensorProto) -> Result<Initializer, TrainError> {
 impl TrainGraph {
     /// Decodes and checks a model for training.
     pub fn parse(onnx: &[u8]) -> Result<Self, TrainError> {
-        let proto = pb::ModelProto::decode(onnx)
-            .map_err(|e| TrainError::InvalidModel(format!("protobuf decoding failed: {e}")))?;
-        let graph = proto
-            .graph
-            .as_ref()
-            .ok_or_else(|| TrainError::InvalidModel("the model has no graph".to_owned()))?;
+        let proto = onnx::decode_model(onnx)?;
+        let graph = onnx::graph(&proto)?;
         let mut initializers = HashMap::new();
         let mut trainable = Vec::new();
         for t in &graph.initializer {
@@ -422,7 +369,7 @@ impl TrainGraph {
         for (i, n) in graph.node.iter().enumerate() {
             let op = parse_op(n)?;
             if op == Op::Constant {
-                let value = attr(n, "value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
+                let value = onnx::attr_tensor(n, "value")?.ok_or_else(|| {
                     TrainError::Unsupported(format!(
                         "Constant node `{}` has no tensor `value`",
                         n.name
@@ -474,20 +421,21 @@ impl TrainGraph {
         })
     }
 
-    /// The ONNX bytes with these values written into the named float initializers; everything
-    /// else is unchanged.
-    pub fn export(&self, values: &HashMap<String, Vec<f32>>) -> Vec<u8> {
+    /// The ONNX bytes with these values written into the named float32 initializers (as
+    /// `raw_data`); everything else is unchanged.
+    pub fn export(&self, values: &HashMap<String, Vec<f32>>) -> Result<Vec<u8>, TrainError> {
         let mut proto = self.proto.clone();
-        if let Some(graph) = proto.graph.as_mut() {
-            for t in &mut graph.initializer {
-                if let Some(v) = values.get(&t.name) {
-                    if t.data_type == 1 {
-                        t.float_data.clear();
-                        t.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    }
-                }
+        for t in &mut onnx::graph_mut(&mut proto)?.initializer {
+            let Some(v) = values.get(&t.name) else {
+                continue;
+            };
+            if onnx::element_type(t) == Some(ElementType::F32) {
+                let shape = onnx::tensor_shape(t)?;
+                let tensor = Tensor::from_shape_vec(&shape, v.clone())
+                    .map_err(|e| TrainError::Shape(format!("initializer `{}`: {e}", t.name)))?;
+                onnx::set_tensor_data(t, &tensor, onnx::DataLayout::Raw);
             }
         }
-        proto.encode_to_vec()
+        Ok(onnx::encode_model(&proto))
     }
 }

@@ -28,6 +28,10 @@ pub enum TrainError {
     /// The bytes are not a usable ONNX model.
     #[error("invalid model: {0}")]
     InvalidModel(String),
+    /// The ONNX protobuf is malformed: not a model, no graph, or a tensor or attribute that
+    /// cannot be read.
+    #[error("invalid model: {0}")]
+    Format(#[from] inference::onnx::FormatError),
     /// An operator the trainer does not support.
     #[error("node `{node}` uses operator `{op}`, which the trainer does not support (supported: {})", SUPPORTED_OPS.join(", "))]
     UnsupportedOp {
@@ -464,7 +468,7 @@ impl Trainer {
                 t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
             );
         }
-        Ok(self.graph.export(&values))
+        self.graph.export(&values)
     }
 
     /// Replaces every trainable tensor with a fresh random one, seeded: He-normal
@@ -517,16 +521,13 @@ impl Trainer {
 
 /// The declared input shape without its batch axis, when every other dimension is fixed.
 fn declared_example_shape(graph: &TrainGraph, input: &str) -> Option<Vec<usize>> {
-    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
-    use tract_onnx::pb::type_proto;
-    let g = graph.proto.graph.as_ref()?;
+    let g = inference::onnx::graph(&graph.proto).ok()?;
     let vi = g.input.iter().find(|v| v.name == input)?;
-    let type_proto::Value::TensorType(t) = vi.r#type.as_ref()?.value.as_ref()?;
-    let dims = &t.shape.as_ref()?.dim;
+    let dims = inference::onnx::declared_tensor(vi)?.shape?;
     dims.iter()
         .skip(1)
-        .map(|d| match d.value {
-            Some(Value::DimValue(v)) if v > 0 => Some(v as usize),
+        .map(|d| match d {
+            inference::Dim::Fixed(v) if *v > 0 => Some(*v),
             _ => None,
         })
         .collect()

@@ -5,12 +5,11 @@
 
 use candle_core::{DType, Device, Tensor};
 use federated::train::Trainer;
+use inference::onnx::{self, proto as pb, AttributeValue, DataLayout};
 use inference::test_support::{model, value_info};
 use inference::ElementType;
-use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tract_onnx::pb;
 
 enum A {
     I(i64),
@@ -19,37 +18,16 @@ enum A {
 }
 
 fn node(op: &str, inputs: &[&str], attrs: Vec<(&str, A)>) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        name: format!("{op}_node"),
-        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
-        output: vec!["y".into()],
-        attribute: attrs
-            .into_iter()
-            .map(|(name, a)| {
-                let mut p = pb::AttributeProto {
-                    name: name.into(),
-                    ..Default::default()
-                };
-                match a {
-                    A::I(i) => {
-                        p.i = i;
-                        p.r#type = 2;
-                    }
-                    A::F(f) => {
-                        p.f = f;
-                        p.r#type = 1;
-                    }
-                    A::Is(v) => {
-                        p.ints = v;
-                        p.r#type = 7;
-                    }
-                }
-                p
-            })
-            .collect(),
-        ..Default::default()
+    let mut node = onnx::make_node(op, &format!("{op}_node"), inputs, &["y"]);
+    for (name, a) in attrs {
+        let value = match a {
+            A::I(i) => AttributeValue::Int(i),
+            A::F(f) => AttributeValue::Float(f),
+            A::Is(v) => AttributeValue::Ints(v),
+        };
+        onnx::set_attribute(&mut node, name, value);
     }
+    node
 }
 
 fn init(name: &str, shape: &[usize], rng: &mut ChaCha8Rng, positive: bool) -> pb::TensorProto {
@@ -64,23 +42,13 @@ fn init(name: &str, shape: &[usize], rng: &mut ChaCha8Rng, positive: bool) -> pb
             }
         })
         .collect();
-    pb::TensorProto {
-        name: name.into(),
-        dims: shape.iter().map(|&d| d as i64).collect(),
-        data_type: 1,
-        float_data: data,
-        ..Default::default()
-    }
+    let tensor = inference::Tensor::from_shape_vec(shape, data).unwrap();
+    onnx::tensor_to_proto(name, &tensor, DataLayout::Typed)
 }
 
 fn int64(name: &str, values: &[i64]) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.into(),
-        dims: vec![values.len() as i64],
-        data_type: 7,
-        int64_data: values.to_vec(),
-        ..Default::default()
-    }
+    let tensor = inference::Tensor::from_shape_vec(&[values.len()], values.to_vec()).unwrap();
+    onnx::tensor_to_proto(name, &tensor, DataLayout::Typed)
 }
 
 /// Builds the one-node model: `tensors` are (name, shape, strictly positive?).
@@ -102,9 +70,9 @@ fn case(
         inits,
     );
     // value_info gave `y` a rank-0 shape; drop it, the trainer does not need it.
-    let mut proto = pb::ModelProto::decode(bytes.as_slice()).unwrap();
-    proto.graph.as_mut().unwrap().output[0].r#type = None;
-    proto.encode_to_vec()
+    let mut proto = onnx::decode_model(&bytes).unwrap();
+    onnx::graph_mut(&mut proto).unwrap().output[0].r#type = None;
+    onnx::encode_model(&proto)
 }
 
 fn check(name: &str, onnx: Vec<u8>, training: bool) {

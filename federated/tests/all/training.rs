@@ -3,10 +3,9 @@
 
 use federated::data::Dataset;
 use federated::train::{Loss, TrainConfig, TrainError, Trainer};
+use inference::onnx;
 use inference::test_support::{model, model_bytes, node, value_info};
 use inference::{ElementType, LoadOptions, Model, Tensor};
-use prost::Message;
-use tract_onnx::pb;
 
 fn digits(name: &str) -> Dataset {
     let (x, y) = inference::test_support::digits(name);
@@ -39,13 +38,46 @@ fn unsupported_models_are_refused_by_name() {
     ));
     assert!(matches!(
         Trainer::new(b"garbage"),
-        Err(TrainError::InvalidModel(_))
+        Err(TrainError::Format(onnx::FormatError::Decode { .. }))
     ));
     let q = model_bytes("digits_cnn_int8.onnx");
     assert!(matches!(
         Trainer::new(&q),
         Err(TrainError::UnsupportedOp { .. })
     ));
+}
+
+#[test]
+fn malformed_tensors_and_attributes_are_refused_naming_them() {
+    use inference::test_support::f32_initializer;
+    let softmax = |axis: onnx::AttributeValue, w: inference::onnx::proto::TensorProto| {
+        let mut n = node("Softmax", &["x"], &["y"]);
+        onnx::set_attribute(&mut n, "axis", axis);
+        model(
+            vec![n, node("Add", &["y", "w"], &["z"])],
+            vec![value_info("x", ElementType::F32, &[None, Some(3)])],
+            vec![value_info("z", ElementType::F32, &[None, Some(3)])],
+            vec![w],
+        )
+    };
+    let w = || f32_initializer("w", &[3], &[1.0, 2.0, 3.0]);
+    assert!(Trainer::new(&softmax(onnx::AttributeValue::Int(1), w())).is_ok());
+    // An axis given as a float was read as 0 before the format layer checked types.
+    let err = Trainer::new(&softmax(onnx::AttributeValue::Float(1.0), w())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::Format(onnx::FormatError::AttributeType { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("`axis` is of type FLOAT"), "{err}");
+    let short = f32_initializer("w", &[3], &[1.0, 2.0]);
+    let err = Trainer::new(&softmax(onnx::AttributeValue::Int(1), short)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid model: `w`: shape [3] holds 3 elements, but `float_data` has 2"
+    );
 }
 
 #[test]
@@ -70,8 +102,8 @@ fn the_cnn_learns_digits_and_exports_a_servable_model() {
     let exported = trainer.export_onnx().unwrap();
     // Identical but for initializer data.
     let strip = |bytes: &[u8]| {
-        let mut p = pb::ModelProto::decode(bytes).unwrap();
-        for t in &mut p.graph.as_mut().unwrap().initializer {
+        let mut p = onnx::decode_model(bytes).unwrap();
+        for t in &mut onnx::graph_mut(&mut p).unwrap().initializer {
             t.raw_data.clear();
             t.float_data.clear();
         }
@@ -174,20 +206,11 @@ fn batchnorm_running_statistics_are_updated_and_exported() {
             None,
         )
         .unwrap();
-    let exported = pb::ModelProto::decode(trainer.export_onnx().unwrap().as_slice()).unwrap();
+    let exported = onnx::decode_model(&trainer.export_onnx().unwrap()).unwrap();
     let read = |name: &str| -> Vec<f32> {
-        let t = exported
-            .graph
-            .as_ref()
-            .unwrap()
-            .initializer
-            .iter()
-            .find(|t| t.name == name)
-            .unwrap();
-        t.raw_data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
+        let t = onnx::initializer(onnx::graph(&exported).unwrap(), name).unwrap();
+        let tensor = onnx::tensor_from_proto(t).unwrap();
+        tensor.as_array::<f32>().unwrap().iter().copied().collect()
     };
     let mean = read("mean");
     let var = read("var");

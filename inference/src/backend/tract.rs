@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use tract_onnx::pb;
 use tract_onnx::prelude::{
     DatumType, Framework, InferenceModelExt, IntoTValue, IntoTensor, TValue, TVec,
     Tensor as TractTensor, TypedFact, TypedOp,
@@ -12,6 +11,7 @@ use tract_onnx::tract_core::plan::SimplePlan;
 use super::{guard, Backend, BackendKind};
 use crate::error::{error_chain as chain, Error};
 use crate::metadata::ModelMetadata;
+use crate::onnx::proto as pb;
 use crate::tensor::{with_array, Tensor};
 
 type Plan = SimplePlan<TypedFact, Box<dyn TypedOp>>;

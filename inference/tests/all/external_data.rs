@@ -2,10 +2,9 @@
 //! wherever it sits in the model, unless the caller names a directory, and then only a plain
 //! file inside that directory is read.
 
+use inference::onnx::{self, make_attribute, proto as pb, AttributeValue};
 use inference::test_support::{external_data_model, model, node, value_info};
 use inference::{ElementType, Error, LoadOptions, Model, Tensor};
-use prost::Message;
-use tract_onnx::pb;
 
 use crate::support::backends;
 
@@ -48,9 +47,9 @@ fn external_data_is_refused_by_default_naming_tensor_and_location() {
             );
         }
         // A path alone, without the EXTERNAL flag, is refused too.
-        let mut proto = pb::ModelProto::decode(&*external_data_model("w.bin", &[])).unwrap();
+        let mut proto = onnx::decode_model(&external_data_model("w.bin", &[])).unwrap();
         proto.graph.as_mut().unwrap().initializer[0].data_location = None;
-        refusal(proto.encode_to_vec(), &options);
+        refusal(onnx::encode_model(&proto), &options);
     }
     let err = Model::inspect(&external_data_model("etc/passwd", &[])).unwrap_err();
     assert!(matches!(err, Error::ExternalData { .. }), "{err}");
@@ -70,12 +69,9 @@ fn constant_model(in_subgraph: bool) -> Vec<u8> {
         ..Default::default()
     };
     let mut constant = node("Constant", &[], &["c"]);
-    constant.attribute.push(pb::AttributeProto {
-        name: "value".to_owned(),
-        r#type: pb::attribute_proto::AttributeType::Tensor as i32,
-        t: Some(value),
-        ..Default::default()
-    });
+    constant
+        .attribute
+        .push(make_attribute("value", AttributeValue::Tensor(value)));
     if !in_subgraph {
         return model(
             vec![constant, node("Add", &["x", "c"], &["y"])],
@@ -92,18 +88,11 @@ fn constant_model(in_subgraph: bool) -> Vec<u8> {
     };
     let mut if_node = node("If", &["cond"], &["c2"]);
     if_node.attribute = vec![
-        pb::AttributeProto {
-            name: "then_branch".to_owned(),
-            r#type: pb::attribute_proto::AttributeType::Graph as i32,
-            g: Some(branch(vec![constant.clone()])),
-            ..Default::default()
-        },
-        pb::AttributeProto {
-            name: "else_branch".to_owned(),
-            r#type: pb::attribute_proto::AttributeType::Graph as i32,
-            g: Some(branch(vec![constant])),
-            ..Default::default()
-        },
+        make_attribute(
+            "then_branch",
+            AttributeValue::Graph(branch(vec![constant.clone()])),
+        ),
+        make_attribute("else_branch", AttributeValue::Graph(branch(vec![constant]))),
     ];
     model(
         vec![if_node, node("Add", &["x", "c2"], &["y"])],

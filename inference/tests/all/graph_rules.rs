@@ -2,9 +2,9 @@
 //! operators of domains a backend does not implement, domains the model does not import, and
 //! names declared twice.
 
+use inference::onnx::{make_attribute, proto as pb, AttributeValue};
 use inference::test_support::{model, node, value_info, with_opset};
 use inference::{BackendKind, ElementType, Error, LoadOptions, Model, Tensor};
-use tract_onnx::pb;
 
 use crate::support::backends;
 
@@ -115,12 +115,7 @@ fn a_node_of_an_unknown_domain_inside_a_subgraph_is_refused() {
     let mut if_node = node("If", &["cond"], &["y"]);
     if_node.attribute = ["then_branch", "else_branch"]
         .iter()
-        .map(|name| pb::AttributeProto {
-            name: (*name).to_owned(),
-            r#type: pb::attribute_proto::AttributeType::Graph as i32,
-            g: Some(branch.clone()),
-            ..Default::default()
-        })
+        .map(|name| make_attribute(name, AttributeValue::Graph(branch.clone())))
         .collect();
     let bytes = model(
         vec![if_node],

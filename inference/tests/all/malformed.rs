@@ -1,7 +1,7 @@
 //! Bad models and bad inputs: every one is an error that names the problem, on both backends.
 
 use inference::test_support::{f32_initializer, model, model_bytes, node, value_info};
-use inference::{ElementType, Error, Model, Tensor};
+use inference::{onnx, ElementType, Error, Model, Tensor};
 
 use crate::support::backends;
 
@@ -97,19 +97,18 @@ fn unsupported_io_types_are_named() {
         vec![],
     );
     // Patch the input's element type to bfloat16 (16) at the protobuf level.
-    let mut proto =
-        <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
-    if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
-        proto.graph.as_mut().unwrap().input[0]
-            .r#type
-            .as_mut()
-            .unwrap()
-            .value
-            .as_mut()
+    let mut proto = onnx::decode_model(&bytes).unwrap();
+    if let Some(onnx::proto::type_proto::Value::TensorType(t)) = proto.graph.as_mut().unwrap().input
+        [0]
+    .r#type
+    .as_mut()
+    .unwrap()
+    .value
+    .as_mut()
     {
         t.elem_type = 16;
     }
-    let err = Model::inspect(&prost::Message::encode_to_vec(&proto)).unwrap_err();
+    let err = Model::inspect(&onnx::encode_model(&proto)).unwrap_err();
     assert!(
         err.to_string()
             .contains("input `x` has element type bfloat16"),

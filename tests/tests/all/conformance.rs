@@ -18,8 +18,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use inference::onnx::decode_tensor_proto;
 use inference::test_support::{ort_library, setup_var};
-use inference::{decode_tensor_proto, BackendKind, LoadOptions, Model, Tensor};
+use inference::{BackendKind, LoadOptions, Model, Tensor};
 use serde_json::Value;
 
 /// Cases each backend must pass (of 1884 in onnx 1.23.2). Measured on 2026-11-26.

@@ -1,0 +1,14 @@
+//! The ONNX protobuf message types (`ModelProto`, `GraphProto`, `NodeProto`, `TensorProto`,
+//! `AttributeProto`, ...), generated from `onnx.proto` by prost and shared with tract, so that a
+//! model decoded here is the very value the tract backend plans from.
+//!
+//! Fields follow `onnx.proto` one to one; enumerations are stored as `i32` and named by the
+//! nested enums ([`tensor_proto::DataType`], [`tensor_proto::DataLocation`],
+//! [`attribute_proto::AttributeType`]). Use the functions of [`crate::onnx`] to decode,
+//! encode and read them rather than these fields where one exists.
+//!
+//! The schema is the one tract ships: fields it does not know (newer additions, or sequence,
+//! map and optional types in `TypeProto`) are dropped on decoding, and so are missing from a
+//! model written back.
+
+pub use tract_onnx::pb::*;
