@@ -8,7 +8,9 @@ use sha2::Digest;
 
 use super::*;
 
+mod fuzz_input;
 mod nn_fuzz;
+mod nn_host_fuzz;
 mod nn_limits;
 mod output;
 
