@@ -104,11 +104,12 @@ async fn run_model(
         })?
         .map_err(|e| {
             tracing::debug!(error = %inference::error_chain(&e), "wasi-nn compute failed");
-            match e {
-                inference::Error::Run { .. } | inference::Error::Output { .. } => {
-                    NnErrno::RuntimeError
-                }
-                _ => NnErrno::InvalidArgument,
+            // The same rule as the HTTP edge: what the guest passed is its mistake, a failure
+            // underneath is the runtime's.
+            if e.is_caller_error() {
+                NnErrno::InvalidArgument
+            } else {
+                NnErrno::RuntimeError
             }
         })?;
     Ok(outputs.into_iter().map(|(_, t)| t).collect())
