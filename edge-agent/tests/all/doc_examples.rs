@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -64,18 +63,10 @@ async fn every_function_manifest_in_the_docs_is_accepted() {
         .push("digits", 1, "digits_mlp.onnx", serde_json::json!({}))
         .await;
     for (i, (file, manifest)) in manifests.into_iter().enumerate() {
-        let form = Form::new()
-            .part("wasm", Part::bytes(wasm.clone()).file_name("f.wasm"))
-            .text("manifest", manifest.to_string());
         // A fresh name each time: two manifests may claim the same route.
-        let r = agent
-            .admin(Method::PUT, &format!("/v1/functions/doc-{i}"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let body = r.text().await.unwrap();
+        let (status, body) = agent
+            .deploy(&format!("doc-{i}"), wasm.clone(), &manifest.to_string())
+            .await;
         assert_eq!(status, 201, "{file}: manifest {manifest} refused: {body}");
         let r = agent
             .admin(Method::DELETE, &format!("/v1/functions/doc-{i}"))

@@ -2,7 +2,6 @@
 //! refused deploys that must leave nothing behind, manifests with extreme numbers, truncated
 //! uploads, and errors that must say "function".
 
-use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,19 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::{Agent, ADMIN, INFER};
 
 async fn deploy(agent: &Agent, name: &str, wasm: &str, manifest: &str) -> (u16, Value) {
-    let form = Form::new()
-        .part(
-            "wasm",
-            Part::bytes(wasm.as_bytes().to_vec()).file_name("f.wasm"),
-        )
-        .text("manifest", manifest.to_owned());
-    let r = agent
-        .admin(Method::PUT, &format!("/v1/functions/{name}"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    agent.deploy(name, wasm.as_bytes().to_vec(), manifest).await
 }
 
 /// The error message of a JSON error body.

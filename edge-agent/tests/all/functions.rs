@@ -1,7 +1,6 @@
 //! Edge functions over HTTP: the example guests of `functions/` (built during the test run) and
 //! hand-written hostile WAT guests, deployed to a running agent and called with a real client.
 
-use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -9,16 +8,7 @@ use crate::guests::{guest, wat};
 use crate::support::{digits, Agent, INFER};
 
 async fn deploy(agent: &Agent, name: &str, wasm: Vec<u8>, manifest: Value) -> (u16, Value) {
-    let form = Form::new()
-        .part("wasm", Part::bytes(wasm).file_name("f.wasm"))
-        .text("manifest", manifest.to_string());
-    let r = agent
-        .admin(Method::PUT, &format!("/v1/functions/{name}"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    agent.deploy(name, wasm, &manifest.to_string()).await
 }
 
 async fn deploy_ok(agent: &Agent, name: &str, wasm: Vec<u8>, manifest: Value) -> Value {

@@ -124,53 +124,67 @@ impl Agent {
             .unwrap()
     }
 
-    /// Waits until `n` HTTP requests besides this one are being served, by polling the
-    /// `in_flight_requests` gauge of `/metrics` (whose own request counts one); panics after a
-    /// generous 30 s. Tests that act "while a request runs" wait on this, not on a sleep.
-    pub async fn wait_for_in_flight(&self, n: i64) {
+    /// Polls `/metrics` until the series starting with `series` (name and labels) reads more
+    /// than `above` (an absent series reads 0); panics after a generous 30 s, saying `what`.
+    /// Tests that act "while a request runs" wait on this, not on a sleep.
+    async fn wait_for_metric(&self, series: &str, above: i64, what: &str) {
+        let prefix = format!("{series} ");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let text = self.metrics_text().await;
-            let now = text
+            let value = text
                 .lines()
-                .find_map(|l| l.strip_prefix("edge_agent_in_flight_requests "))
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
                 .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or_else(|| panic!("no in-flight gauge in /metrics:\n{text}"));
-            if now > n {
+                .unwrap_or(0);
+            if value > above {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "{} request(s) in flight after 30 s, waiting for {n}",
-                now - 1
+                "still waiting after 30 s for {what}:\n{text}"
             );
             tokio::task::yield_now().await;
         }
     }
 
+    /// Waits until `n` HTTP requests besides the `/metrics` one that asks are being served
+    /// (the `in_flight_requests` gauge counts that one too).
+    pub async fn wait_for_in_flight(&self, n: i64) {
+        self.wait_for_metric(
+            "edge_agent_in_flight_requests",
+            n,
+            &format!("{n} request(s) in flight"),
+        )
+        .await;
+    }
+
     /// Waits until a request is pending on `model` `version` (admitted to that version, not
-    /// yet answered), by polling `inference_pending_requests` in `/metrics`; panics after 30 s.
+    /// yet answered): `inference_pending_requests`.
     pub async fn wait_for_pending(&self, model: &str, version: u64) {
         let series = format!(
-            "edge_agent_inference_pending_requests{{model=\"{model}\",version=\"{version}\"}} "
+            "edge_agent_inference_pending_requests{{model=\"{model}\",version=\"{version}\"}}"
         );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let text = self.metrics_text().await;
-            let pending = text
-                .lines()
-                .find_map(|l| l.strip_prefix(series.as_str()))
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or(0);
-            if pending > 0 {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nothing pending on {model} v{version} after 30 s:\n{text}"
-            );
-            tokio::task::yield_now().await;
-        }
+        self.wait_for_metric(
+            &series,
+            0,
+            &format!("a request pending on {model} v{version}"),
+        )
+        .await;
+    }
+
+    /// Deploys (`PUT /v1/functions/{name}`) a module with a JSON manifest: status and body.
+    pub async fn deploy(&self, name: &str, wasm: Vec<u8>, manifest: &str) -> (u16, Value) {
+        let form = Form::new()
+            .part("wasm", Part::bytes(wasm).file_name("f.wasm"))
+            .text("manifest", manifest.to_owned());
+        let r = self
+            .admin(reqwest::Method::PUT, &format!("/v1/functions/{name}"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
     /// Starts an infer request in the background, for tests that act while it runs.
