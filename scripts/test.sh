@@ -12,6 +12,14 @@ if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   rustup target add wasm32-wasip1
 fi
 
+# fmt and clippy come with rustup's default profile; a minimal toolchain lacks them.
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    echo "==> rustup component add $component"
+    rustup component add "$component"
+  fi
+done
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo fmt --check (functions/)"
@@ -23,7 +31,7 @@ cargo clippy --manifest-path functions/Cargo.toml --target wasm32-wasip1 --all-t
 # the same code (every target, -D warnings) while the dependencies are compiled once, not once
 # checked and once built.
 clippy_driver="$(rustc --print sysroot)/bin/clippy-driver"
-[ -x "$clippy_driver" ] || { echo "clippy-driver not found: rustup component add clippy" >&2; exit 1; }
+[ -x "$clippy_driver" ] || { echo "clippy-driver is not at $clippy_driver; is the clippy component installed (rustup component add clippy)?" >&2; exit 1; }
 export RUSTC_WORKSPACE_WRAPPER="$clippy_driver"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 echo "==> cargo clippy + test build: cargo test --workspace --all-targets --no-run (clippy -D warnings)"
