@@ -6,7 +6,7 @@
 #   ORT_DYLIB_PATH               the wheel's libonnxruntime.so.1.*
 #   EDGE_ML_OLD_ORT_DYLIB        ONNX Runtime 1.22, too old on purpose, for the refusal test
 #   ONNX_NODE_TESTS              the ONNX backend node cases, written by tests/conformance/generate.py
-#   EDGE_ML_PYTHON               .venv's python (with tritonclient), for client compatibility tests
+#   EDGE_ML_PYTHON               .venv's python (with tritonclient and kserve), for client compatibility tests
 #   EDGE_ML_REQUIRE_ORT=1        tests that need these fail instead of skipping
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -3,6 +3,9 @@
 
 use inference::half::f16;
 use inference::{ElementType, Tensor};
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -62,19 +65,79 @@ pub struct RequestOutput {
     pub parameters: Map<String, Value>,
 }
 
-/// An infer request header.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An infer request header. Tensors are strict (an unknown field in an input or a requested
+/// output is refused), the top level is lenient: KServe's Python client sends `model_name`, and
+/// other clients add their own fields, so unknown top-level fields are collected in
+/// [`InferRequestBody::unknown_fields`] and skipped without being held.
+#[derive(Debug, Default)]
 pub struct InferRequestBody {
     /// Echoed in the response.
     pub id: Option<String>,
+    /// The model the client means; checked against the path (`null` is absent).
+    pub model_name: Option<String>,
+    /// The version the client means; checked against the path (`null` and `""` are absent).
+    pub model_version: Option<String>,
     /// Request parameters, e.g. `binary_data_output`.
-    #[serde(default)]
     pub parameters: Map<String, Value>,
     /// Inputs.
     pub inputs: Vec<RequestInput>,
     /// Outputs to return; all when absent.
     pub outputs: Option<Vec<RequestOutput>>,
+    /// The names of the top-level fields this agent does not know, in body order.
+    pub unknown_fields: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for InferRequestBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Body;
+        impl<'de> Visitor<'de> for Body {
+            type Value = InferRequestBody;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an infer request object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut body = InferRequestBody::default();
+                let mut inputs = None;
+                let mut seen = Vec::<&'static str>::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let known = match key.as_str() {
+                        "id" => "id",
+                        "model_name" => "model_name",
+                        "model_version" => "model_version",
+                        "parameters" => "parameters",
+                        "inputs" => "inputs",
+                        "outputs" => "outputs",
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            body.unknown_fields.push(key);
+                            continue;
+                        }
+                    };
+                    if seen.contains(&known) {
+                        return Err(de::Error::duplicate_field(known));
+                    }
+                    seen.push(known);
+                    match known {
+                        "id" => body.id = map.next_value()?,
+                        "model_name" => body.model_name = map.next_value()?,
+                        "model_version" => {
+                            body.model_version = map
+                                .next_value::<Option<String>>()?
+                                .filter(|v| !v.is_empty())
+                        }
+                        "parameters" => {
+                            body.parameters = map.next_value::<Option<_>>()?.unwrap_or_default()
+                        }
+                        "inputs" => inputs = Some(map.next_value()?),
+                        _ => body.outputs = map.next_value()?,
+                    }
+                }
+                body.inputs = inputs.ok_or_else(|| de::Error::missing_field("inputs"))?;
+                Ok(body)
+            }
+        }
+        deserializer.deserialize_map(Body)
+    }
 }
 
 /// An output tensor of an infer response.

@@ -89,7 +89,7 @@ pub async fn infer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let loaded = state.repo.resolve(&model, None)?;
-    run(&state, loaded, &headers, body?).await
+    run(&state, loaded, None, &headers, body?).await
 }
 
 /// `POST /v2/models/{model}/versions/{version}/infer`.
@@ -100,13 +100,17 @@ pub async fn infer_version(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let loaded = state.repo.resolve(&model, Some(version))?;
-    run(&state, loaded, &headers, body?).await
+    run(&state, loaded, Some(version), &headers, body?).await
 }
 
-/// A decoded request: the call, the id, and which outputs go back as binary.
+/// A decoded request: the call, the id, which outputs go back as binary, and what the body says
+/// about its target.
 struct Decoded {
     call: InferRequest,
     id: Option<String>,
+    model_name: Option<String>,
+    model_version: Option<String>,
+    unknown_fields: Vec<String>,
     binary_all: bool,
     binary_outputs: Vec<String>,
 }
@@ -215,14 +219,49 @@ fn decode(json_part: &[u8], mut binary: &[u8]) -> Result<Decoded, ApiError> {
                 .map(|o| o.into_iter().map(|o| o.name).collect()),
         },
         id: request.id,
+        model_name: request.model_name,
+        model_version: request.model_version,
+        unknown_fields: request.unknown_fields,
         binary_all,
         binary_outputs,
     })
 }
 
+/// Refuses a body whose `model_name` or `model_version` contradicts the request's target: the
+/// model in the path, and the version in the path or, when the path has none, the served one.
+fn check_target(
+    decoded: &Decoded,
+    model: &str,
+    version: u64,
+    path_version: Option<u64>,
+) -> Result<(), ApiError> {
+    if let Some(name) = decoded.model_name.as_deref().filter(|n| *n != model) {
+        return Err(ApiError::bad_request(format!(
+            "the body's model_name `{name}` contradicts the model in the path, `{model}`"
+        )));
+    }
+    let Some(text) = decoded.model_version.as_deref() else {
+        return Ok(());
+    };
+    let Version(wanted) = Version::parse(text)
+        .map_err(|e| ApiError::bad_request(format!("the body's model_version: {e}")))?;
+    if wanted == version {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(match path_version {
+        Some(v) => format!("the body's model_version `{text}` contradicts version {v} in the path"),
+        None => format!(
+            "the body's model_version `{text}` contradicts the path, which names no version: \
+             `{model}` serves version {version}; POST /v2/models/{model}/versions/{wanted}/infer \
+             to run another"
+        ),
+    }))
+}
+
 async fn run(
     state: &AppState,
     loaded: Arc<LoadedModel>,
+    path_version: Option<u64>,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -245,13 +284,22 @@ async fn run(
             return Err(e.into());
         }
     };
-    let decoded = match decode(json_part, binary) {
+    let decoded = match decode(json_part, binary)
+        .and_then(|d| check_target(&d, &name, version, path_version).map(|()| d))
+    {
         Ok(d) => d,
         Err(e) => {
             state.metrics.count_request(&name, version, "invalid");
             return Err(e);
         }
     };
+    if !decoded.unknown_fields.is_empty() {
+        tracing::debug!(
+            model = %name,
+            fields = ?decoded.unknown_fields,
+            "infer request: ignoring unknown top-level fields"
+        );
+    }
     drop(body);
     let result = loaded.infer(decoded.call).await;
     let outcome = match &result {

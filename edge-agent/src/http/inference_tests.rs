@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::{decode, memory_needed, split_body, HEADER_LENGTH};
+use super::{check_target, decode, memory_needed, split_body, HEADER_LENGTH};
 
 fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<usize, String> {
     let (json_part, binary) = split_body(headers, body).map_err(|e| format!("{e:?}"))?;
@@ -96,6 +96,81 @@ fn binary_sizes_are_checked_against_the_bytes_received() {
 #[test]
 fn memory_needed_saturates() {
     assert_eq!(memory_needed(&[0; 10], &[0; 5]), 10 * 24 + 10);
+}
+
+/// `check_target`'s verdict on a body naming `name` and `version`, for a request to model `m`
+/// whose path names `path_version`, served by version 3.
+fn target(
+    name: Option<&str>,
+    version: Option<&str>,
+    path_version: Option<u64>,
+) -> Result<(), String> {
+    let mut body = json!({"inputs": []});
+    if let Some(n) = name {
+        body["model_name"] = json!(n);
+    }
+    if let Some(v) = version {
+        body["model_version"] = json!(v);
+    }
+    let decoded = decode(&json_body(body), &[]).map_err(|e| format!("{e:?}"))?;
+    check_target(&decoded, "m", 3, path_version).map_err(|e| format!("{e:?}"))
+}
+
+#[test]
+fn a_body_may_name_its_target_but_not_contradict_the_path() {
+    for path_version in [None, Some(3)] {
+        assert_eq!(target(None, None, path_version), Ok(()));
+        assert_eq!(target(Some("m"), None, path_version), Ok(()));
+        assert_eq!(target(Some("m"), Some("3"), path_version), Ok(()));
+        assert_eq!(target(None, Some(""), path_version), Ok(()));
+        let err = target(Some("other"), None, path_version).unwrap_err();
+        assert!(
+            err.contains("model_name `other` contradicts the model in the path, `m`"),
+            "{err}"
+        );
+        let err = target(Some("m"), Some("x"), path_version).unwrap_err();
+        assert!(
+            err.contains("400") && err.contains("`x` is not an integer"),
+            "{err}"
+        );
+    }
+    let err = target(Some("m"), Some("2"), Some(3)).unwrap_err();
+    assert!(
+        err.contains("`2` contradicts version 3 in the path"),
+        "{err}"
+    );
+    let err = target(None, Some("2"), None).unwrap_err();
+    assert!(
+        err.contains("`m` serves version 3") && err.contains("/v2/models/m/versions/2/infer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_top_level_fields_are_skipped_and_unknown_tensor_fields_refused() {
+    // Raw text: `json!` would sort the keys.
+    let body = br#"{"model_name": "m", "trace": {"deep": [1, 2]}, "inputs": [
+        {"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}
+    ], "priority": 3}"#;
+    let decoded = decode(body, &[]).unwrap();
+    assert_eq!(decoded.unknown_fields, ["trace", "priority"]);
+    assert_eq!(decoded.model_name.as_deref(), Some("m"));
+    assert_eq!(decoded.call.inputs.len(), 1);
+    for bad in [
+        json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0], "extra": 1}]}),
+        json!({"inputs": [], "outputs": [{"name": "y", "binary": true}]}),
+        json!({"id": "no inputs"}),
+        json!({"inputs": [], "model_name": 7}),
+        json!([]),
+    ] {
+        let err = decode_body(&HeaderMap::new(), &json_body(bad.clone())).unwrap_err();
+        assert!(
+            err.contains("400") && err.contains("malformed infer request JSON"),
+            "{bad}: {err}"
+        );
+    }
+    let err = decode_body(&HeaderMap::new(), br#"{"inputs": [], "inputs": []}"#).unwrap_err();
+    assert!(err.contains("duplicate field `inputs`"), "{err}");
 }
 
 fn datatype() -> impl Strategy<Value = &'static str> {

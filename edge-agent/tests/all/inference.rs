@@ -281,3 +281,55 @@ async fn bad_requests_get_clear_errors() {
     let (status, _) = agent.infer("digits", None, &mlp_request(&digits(1))).await;
     assert_eq!(status, 200);
 }
+
+/// KServe's client names the model in the body: a name and version that match the path are
+/// served, as is an unknown top-level field; a contradiction or a malformed tensor is a 400.
+#[tokio::test]
+async fn the_body_may_name_its_target_but_not_contradict_the_path() {
+    let agent = Agent::start().await;
+    agent.push("digits", 1, "digits_mlp.onnx", json!({})).await;
+    let with = |fields: Value| {
+        let mut body = mlp_request(&digits(1));
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let served = with(json!({"model_name": "digits", "model_version": "1", "x-trace": {"span": 7}}));
+    for version in [None, Some(1)] {
+        let (status, out) = agent.infer("digits", version, &served).await;
+        assert_eq!(status, 200, "{version:?}: {out}");
+        assert_eq!(out["outputs"][0]["shape"], json!([1, 10]));
+    }
+    let (status, _) = agent
+        .infer("digits", None, &with(json!({"model_name": null, "model_version": ""})))
+        .await;
+    assert_eq!(status, 200);
+    let mut bad_tensor = mlp_request(&digits(1));
+    bad_tensor["inputs"][0]["extra"] = json!(1);
+    let cases: Vec<(Option<u64>, Value, &str)> = vec![
+        (
+            None,
+            with(json!({"model_name": "words"})),
+            "the body's model_name `words` contradicts the model in the path, `digits`",
+        ),
+        (
+            Some(1),
+            with(json!({"model_version": "2"})),
+            "the body's model_version `2` contradicts version 1 in the path",
+        ),
+        (
+            None,
+            with(json!({"model_version": "2"})),
+            "`digits` serves version 1; POST /v2/models/digits/versions/2/infer to run another",
+        ),
+        (None, with(json!({"model_version": "v1"})), "`v1` is not an integer"),
+        (None, bad_tensor, "unknown field `extra`"),
+    ];
+    for (version, request, needle) in cases {
+        let (status, out) = agent.infer("digits", version, &request).await;
+        assert_eq!(status, 400, "{request}: {out}");
+        let msg = out["error"].as_str().unwrap();
+        assert!(msg.contains(needle), "`{msg}` should contain `{needle}`");
+    }
+}

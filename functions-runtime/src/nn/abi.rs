@@ -44,12 +44,16 @@ pub(super) const TARGETS: std::ops::RangeInclusive<i32> = 0..=3;
 pub(super) const MAX_RANK: usize = 8;
 /// Longest model name accepted by `load_by_name`.
 pub(super) const MAX_NAME: usize = 256;
-/// The size of a `tensor` struct on wasm32: `dims_ptr, dims_len, type (a 4-byte enum),
-/// data_ptr, data_len`.
+/// The size of a `tensor` struct on wasm32: `dims_ptr` (4 bytes), `dims_len` (4), `type` (1
+/// byte, then 3 bytes of padding that the host ignores), `data_ptr` (4), `data_len` (4).
 pub(super) const TENSOR_SIZE: u64 = 20;
+/// Where the tensor struct's one-byte `type` sits. The witx ABI (and the `wasi-nn` crate's
+/// `#[repr(C)]` struct holding a `TensorType(u8)`) makes it one byte followed by padding, which
+/// a C guest need not zero.
+pub(super) const TENSOR_TYPE_OFFSET: i32 = 8;
 
-/// `tensor_type` as an element type.
-pub(super) fn element_type(raw: u32) -> Result<ElementType, NnErrno> {
+/// `tensor_type` (one byte) as an element type.
+pub(super) fn element_type(raw: u8) -> Result<ElementType, NnErrno> {
     Ok(match raw {
         0 => ElementType::F16,
         1 => ElementType::F32,

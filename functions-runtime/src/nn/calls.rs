@@ -8,9 +8,10 @@ use inference::{Dim, ElementType, Model, Tensor};
 
 use super::abi::{
     element_type, Code, NnErrno, ENCODINGS, ENCODING_ONNX, MAX_NAME, MAX_RANK, TARGETS, TENSOR_SIZE,
+    TENSOR_TYPE_OFFSET,
 };
 use super::ctx::{ExecContext, NnCtx};
-use super::memory::{range, read_u32, write_u32};
+use super::memory::{range, read_u32, read_u8, write_u32};
 
 /// Adds a graph and writes its handle to `graph_ptr`, within `max_graphs`.
 pub(super) fn push_graph(
@@ -117,14 +118,14 @@ pub(super) fn init_execution_context(memory: &mut [u8], nn: &mut NnCtx, args: [i
 }
 
 /// `set_input(ctx, index, tensor: *const Tensor)`; the tensor is 20 bytes on wasm32:
-/// `dims_ptr, dims_len, type (a 4-byte enum), data_ptr, data_len`. Its type and dims must be
+/// `dims_ptr, dims_len, type (one byte and 3 of padding), data_ptr, data_len`. Its type and dims must be
 /// the model's for that input (a symbolic or unknown dim takes any size).
 pub(super) fn set_input(memory: &mut [u8], nn: &mut NnCtx, args: [i32; 3]) -> Code {
     let [ctx, index, tensor] = args;
     range(memory, tensor, TENSOR_SIZE)?;
     let field = |offset: i32| read_u32(memory, tensor.wrapping_add(offset));
     let (dims_ptr, dims_len) = (field(0)? as i32, field(4)? as usize);
-    let ty = element_type(field(8)?)?;
+    let ty = element_type(read_u8(memory, tensor.wrapping_add(TENSOR_TYPE_OFFSET))?)?;
     let (data_ptr, data_len) = (field(12)? as i32, field(16)? as usize);
     if dims_len > MAX_RANK {
         return Err(NnErrno::InvalidArgument);

@@ -15,6 +15,11 @@ pub(super) fn range(memory: &[u8], ptr: i32, len: u64) -> Result<Range<usize>, N
     Ok(start as usize..end as usize)
 }
 
+/// The byte at `ptr`.
+pub(super) fn read_u8(memory: &[u8], ptr: i32) -> Result<u8, NnErrno> {
+    Ok(memory[range(memory, ptr, 1)?.start])
+}
+
 /// The little-endian `u32` at `ptr`.
 pub(super) fn read_u32(memory: &[u8], ptr: i32) -> Result<u32, NnErrno> {
     let r = range(memory, ptr, 4)?;
@@ -43,5 +48,8 @@ mod tests {
         assert_eq!(range(&memory, -1, 1), Err(NnErrno::InvalidArgument));
         assert_eq!(range(&memory, 1, u64::MAX), Err(NnErrno::InvalidArgument));
         assert_eq!(read_u32(&memory, 14), Err(NnErrno::InvalidArgument));
+        assert_eq!(read_u8(&memory, 15), Ok(0));
+        assert_eq!(read_u8(&memory, 16), Err(NnErrno::InvalidArgument));
+        assert_eq!(read_u8(&memory, -1), Err(NnErrno::InvalidArgument));
     }
 }

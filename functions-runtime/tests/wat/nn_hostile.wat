@@ -19,10 +19,12 @@
   (func $rec (param i32)
     (i32.store8 (i32.add (i32.const 1024) (global.get $n)) (i32.add (local.get 0) (i32.const 48)))
     (global.set $n (i32.add (global.get $n) (i32.const 1))))
-  ;; a 20-byte wasi-nn tensor at $at
+  ;; a 20-byte wasi-nn tensor at $at; its type is one byte, and the three padding bytes after it
+  ;; are 0xAB, as a C guest may leave them (the host must ignore them)
   (func $tensor (param $at i32) (param $dims i32) (param $rank i32) (param $ty i32) (param $data i32) (param $len i32)
     (i32.store (local.get $at) (local.get $dims))
     (i32.store offset=4 (local.get $at) (local.get $rank))
+    (i32.store offset=8 (local.get $at) (i32.const 0xABABAB00))
     (i32.store8 offset=8 (local.get $at) (local.get $ty))
     (i32.store offset=12 (local.get $at) (local.get $data))
     (i32.store offset=16 (local.get $at) (local.get $len)))
@@ -60,7 +62,7 @@
     ;; rank 1000
     (call $tensor (i32.const 300) (i32.const 200) (i32.const 1000) (i32.const 1) (i32.const 4096) (i32.const 256))
     (call $rec (call $set_input (i32.const 0) (i32.const 0) (i32.const 300)))
-    ;; tensor type 9
+    ;; tensor type 9 (then padding 0xAB)
     (call $tensor (i32.const 300) (i32.const 200) (i32.const 2) (i32.const 9) (i32.const 4096) (i32.const 256))
     (call $rec (call $set_input (i32.const 0) (i32.const 0) (i32.const 300)))
     ;; data out of bounds
