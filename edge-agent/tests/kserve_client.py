@@ -82,7 +82,8 @@ async def check(url: str, token: str, model: str, string_model: str) -> None:
             "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": x[:1].tolist()}],
         }
         result = await client.infer(base, body, model_name=model, headers=dict(auth))
-        assert np.allclose(result.outputs[0].as_numpy(), first[:1], atol=1e-6)
+        probs = next(o for o in result.outputs if o.name == "probabilities").as_numpy()
+        assert np.allclose(probs, first[:1], atol=1e-6), (probs, first[:1])
 
         try:
             await client.infer(base, InferRequest("no-such-model", [inp]), model_name="no-such-model", headers=dict(auth))

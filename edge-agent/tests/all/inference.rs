@@ -295,14 +295,19 @@ async fn the_body_may_name_its_target_but_not_contradict_the_path() {
         }
         body
     };
-    let served = with(json!({"model_name": "digits", "model_version": "1", "x-trace": {"span": 7}}));
+    let served =
+        with(json!({"model_name": "digits", "model_version": "1", "x-trace": {"span": 7}}));
     for version in [None, Some(1)] {
         let (status, out) = agent.infer("digits", version, &served).await;
         assert_eq!(status, 200, "{version:?}: {out}");
         assert_eq!(out["outputs"][0]["shape"], json!([1, 10]));
     }
     let (status, _) = agent
-        .infer("digits", None, &with(json!({"model_name": null, "model_version": ""})))
+        .infer(
+            "digits",
+            None,
+            &with(json!({"model_name": null, "model_version": ""})),
+        )
         .await;
     assert_eq!(status, 200);
     let mut bad_tensor = mlp_request(&digits(1));
@@ -323,7 +328,11 @@ async fn the_body_may_name_its_target_but_not_contradict_the_path() {
             with(json!({"model_version": "2"})),
             "`digits` serves version 1; POST /v2/models/digits/versions/2/infer to run another",
         ),
-        (None, with(json!({"model_version": "v1"})), "`v1` is not an integer"),
+        (
+            None,
+            with(json!({"model_version": "v1"})),
+            "`v1` is not an integer",
+        ),
         (None, bad_tensor, "unknown field `extra`"),
     ];
     for (version, request, needle) in cases {

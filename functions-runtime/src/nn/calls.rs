@@ -7,8 +7,8 @@ use std::sync::Arc;
 use inference::{Dim, ElementType, Model, Tensor};
 
 use super::abi::{
-    element_type, Code, NnErrno, ENCODINGS, ENCODING_ONNX, MAX_NAME, MAX_RANK, TARGETS, TENSOR_SIZE,
-    TENSOR_TYPE_OFFSET,
+    element_type, Code, NnErrno, ENCODINGS, ENCODING_ONNX, MAX_NAME, MAX_RANK, TARGETS,
+    TENSOR_SIZE, TENSOR_TYPE_OFFSET,
 };
 use super::ctx::{ExecContext, NnCtx};
 use super::memory::{range, read_u32, read_u8, write_u32};
