@@ -106,7 +106,13 @@ impl Model {
                             sha256 = %parsed.metadata.sha256,
                             "model loaded on the fallback backend"
                         );
-                        (backend, Some(Fallback { from: first, reason }))
+                        (
+                            backend,
+                            Some(Fallback {
+                                from: first,
+                                reason,
+                            }),
+                        )
                     }
                     Err(second_err) => {
                         return Err(Error::NoBackend {

@@ -47,8 +47,7 @@ pub struct BackendArgs {
 impl BackendArgs {
     /// The load options these flags describe.
     pub fn options(&self) -> LoadOptions {
-        let mut options =
-            LoadOptions::for_choice(self.backend).with_intra_op_threads(self.threads);
+        let mut options = LoadOptions::for_choice(self.backend).with_intra_op_threads(self.threads);
         options.ort_library = self.ort_library.clone();
         options
     }
@@ -117,8 +116,14 @@ mod tests {
         let values = "[possible values: tract, ort, auto, auto-ort]";
         assert!(help.contains(values), "{help}");
         assert_eq!(backend_of(&[]).unwrap(), BackendChoice::Tract);
-        assert_eq!(backend_of(&["--backend", "ort"]).unwrap(), BackendChoice::Ort);
-        assert_eq!(backend_of(&["--backend", "ORT"]).unwrap(), BackendChoice::Ort);
+        assert_eq!(
+            backend_of(&["--backend", "ort"]).unwrap(),
+            BackendChoice::Ort
+        );
+        assert_eq!(
+            backend_of(&["--backend", "ORT"]).unwrap(),
+            BackendChoice::Ort
+        );
         assert_eq!(
             backend_of(&["--backend", "onnxruntime"]).unwrap(),
             BackendChoice::Ort

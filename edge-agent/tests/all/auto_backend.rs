@@ -60,7 +60,10 @@ async fn auto_keeps_on_tract_what_tract_loads_and_auto_ort_prefers_ort() {
     assert_eq!(version["config"]["backend"], "auto", "{summary}");
     assert_eq!(version["backend"], "tract", "{summary}");
     assert_eq!(version["fallback"], Value::Null, "{summary}");
-    assert_eq!(agent.get_json("/v2/models/mlp").await["platform"], "tract_onnx");
+    assert_eq!(
+        agent.get_json("/v2/models/mlp").await["platform"],
+        "tract_onnx"
+    );
 
     agent
         .push("mlp", 2, "digits_mlp.onnx", json!({"backend": "auto-ort"}))
@@ -78,7 +81,12 @@ async fn auto_keeps_on_tract_what_tract_loads_and_auto_ort_prefers_ort() {
 async fn a_backend_the_agent_does_not_know_is_refused_with_the_accepted_names() {
     let agent = Agent::start().await;
     let r = agent
-        .push_bytes("m", 1, model_bytes("digits_mlp.onnx"), json!({"backend": "tvm"}))
+        .push_bytes(
+            "m",
+            1,
+            model_bytes("digits_mlp.onnx"),
+            json!({"backend": "tvm"}),
+        )
         .await;
     assert_eq!(r.status(), 400);
     let msg = r.json::<Value>().await.unwrap()["error"]

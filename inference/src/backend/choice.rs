@@ -120,17 +120,30 @@ mod tests {
     fn names_parse_back_and_engines_round_trip() {
         for choice in BackendChoice::ALL {
             assert_eq!(choice.name().parse::<BackendChoice>().unwrap(), choice);
-            assert_eq!(choice.to_string().to_uppercase().parse::<BackendChoice>().unwrap(), choice);
+            assert_eq!(
+                choice
+                    .to_string()
+                    .to_uppercase()
+                    .parse::<BackendChoice>()
+                    .unwrap(),
+                choice
+            );
             let (first, fallback) = choice.engines();
             assert_eq!(BackendChoice::from_engines(first, fallback), choice);
         }
-        assert_eq!("onnxruntime".parse::<BackendChoice>().unwrap(), BackendChoice::Ort);
+        assert_eq!(
+            "onnxruntime".parse::<BackendChoice>().unwrap(),
+            BackendChoice::Ort
+        );
         assert_eq!(BackendChoice::from(BackendKind::Ort), BackendChoice::Ort);
         assert_eq!(
             BackendChoice::from_engines(BackendKind::Tract, Some(BackendKind::Tract)),
             BackendChoice::Tract
         );
-        let err = "tensorflow".parse::<BackendChoice>().unwrap_err().to_string();
+        let err = "tensorflow"
+            .parse::<BackendChoice>()
+            .unwrap_err()
+            .to_string();
         for name in ["`tensorflow`", "`tract`", "`ort`", "`auto`", "`auto-ort`"] {
             assert!(err.contains(name), "{err}");
         }

@@ -19,7 +19,14 @@ pub fn det_model() -> Vec<u8> {
 pub fn det_of_example(model: &Model) -> f32 {
     let x = Tensor::from_shape_vec(&[2, 2], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
     let out = model.run([("x", x)]).unwrap();
-    out.get("y").unwrap().as_array::<f32>().unwrap().iter().copied().next().unwrap()
+    out.get("y")
+        .unwrap()
+        .as_array::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .next()
+        .unwrap()
 }
 
 fn options(choice: BackendChoice, test: &str) -> Option<LoadOptions> {
@@ -98,7 +105,10 @@ fn when_both_engines_refuse_the_error_gives_both_reasons() {
         assert!(msg.contains("the tract backend cannot load"), "{msg}");
         assert!(msg.contains("the ort backend cannot load"), "{msg}");
         assert!(msg.contains("FrobnicateTensor"), "{msg}");
-        assert!(err.is_caller_error(), "both engines refused the model: {msg}");
+        assert!(
+            err.is_caller_error(),
+            "both engines refused the model: {msg}"
+        );
     }
 }
 
@@ -108,7 +118,13 @@ fn load_options_describe_their_choice() {
         assert_eq!(LoadOptions::for_choice(choice).choice(), choice);
     }
     let auto = LoadOptions::for_choice(BackendChoice::Auto);
-    assert_eq!((auto.backend, auto.fallback), (BackendKind::Tract, Some(BackendKind::Ort)));
+    assert_eq!(
+        (auto.backend, auto.fallback),
+        (BackendKind::Tract, Some(BackendKind::Ort))
+    );
     assert_eq!(LoadOptions::default().choice(), BackendChoice::Tract);
-    assert_eq!(LoadOptions::new(BackendKind::Ort).choice(), BackendChoice::Ort);
+    assert_eq!(
+        LoadOptions::new(BackendKind::Ort).choice(),
+        BackendChoice::Ort
+    );
 }

@@ -66,8 +66,15 @@ fn runs(model: &Model, shape: &[usize]) -> Result<(), Error> {
 
 #[test]
 fn placeholder_names_are_unknown_and_real_names_are_symbols() {
-    let meta = Model::inspect(&identity(&["-1", "3", "?", "", "unk__214", "p2o.DynamicDimension.0"]))
-        .unwrap();
+    let meta = Model::inspect(&identity(&[
+        "-1",
+        "3",
+        "?",
+        "",
+        "unk__214",
+        "p2o.DynamicDimension.0",
+    ]))
+    .unwrap();
     let shape = meta.inputs[0].shape.clone().unwrap();
     assert_eq!(
         shape,
@@ -96,9 +103,8 @@ fn placeholder_names_are_unknown_and_real_names_are_symbols() {
 /// and no message binds a `?` to a size.
 fn check_dims_on(options: &LoadOptions) {
     let backend = options.backend;
-    let load = |bytes: Vec<u8>| {
-        Model::load(bytes, options).unwrap_or_else(|e| panic!("{backend}: {e}"))
-    };
+    let load =
+        |bytes: Vec<u8>| Model::load(bytes, options).unwrap_or_else(|e| panic!("{backend}: {e}"));
 
     let square = load(identity(&["?", "?"]));
     runs(&square, &[2, 3]).unwrap_or_else(|e| panic!("{backend}: [?, ?] refused [2, 3]: {e}"));
@@ -109,8 +115,7 @@ fn check_dims_on(options: &LoadOptions) {
         .unwrap_or_else(|e| panic!("{backend}: [-1, 3, ?, ?] refused [4, 3, 48, 192]: {e}"));
     let err = runs(&paddle, &[4, 2, 48, 192]).unwrap_err().to_string();
     assert_eq!(
-        err,
-        "input `x`: expected float32[?, 3, ?, ?], got float32[4, 2, 48, 192]",
+        err, "input `x`: expected float32[?, 3, ?, ?], got float32[4, 2, 48, 192]",
         "{backend}"
     );
 

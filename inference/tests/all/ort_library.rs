@@ -126,21 +126,35 @@ fn auto_without_ort_is_tract_only_and_says_why_ort_was_not_tried() {
                 matches!(&err, Error::NoBackend { fallback, .. } if matches!(**fallback, Error::OrtUnavailable { .. })),
                 "{msg}"
             );
-            assert!(msg.starts_with("the tract backend cannot load this model"), "{msg}");
+            assert!(
+                msg.starts_with("the tract backend cannot load this model"),
+                "{msg}"
+            );
             assert!(msg.contains("Det"), "tract's reason: {msg}");
             assert!(msg.contains("ONNX Runtime was not tried"), "{msg}");
-            assert!(msg.contains("does not exist"), "why ORT is not available: {msg}");
+            assert!(
+                msg.contains("does not exist"),
+                "why ORT is not available: {msg}"
+            );
             assert!(err.is_caller_error(), "tract refused the model: {msg}");
 
             // `auto-ort` the other way round: ONNX Runtime first, tract when it is missing.
-            let auto_ort = LoadOptions::for_choice(BackendChoice::AutoOrt).with_ort_library(missing);
+            let auto_ort =
+                LoadOptions::for_choice(BackendChoice::AutoOrt).with_ort_library(missing);
             let model = Model::load(identity_model(ElementType::F32), &auto_ort).unwrap();
             assert_eq!(model.backend(), BackendKind::Tract);
             let fallback = model.fallback().expect("the missing ORT is recorded");
             assert_eq!(fallback.from, BackendKind::Ort);
-            assert!(fallback.reason.contains("does not exist"), "{}", fallback.reason);
+            assert!(
+                fallback.reason.contains("does not exist"),
+                "{}",
+                fallback.reason
+            );
             let err = Model::load(det_model(), &auto_ort).unwrap_err();
-            assert!(err.is_caller_error(), "tract, the only engine tried, refused it: {err}");
+            assert!(
+                err.is_caller_error(),
+                "tract, the only engine tried, refused it: {err}"
+            );
             assert!(err.to_string().contains("Det"), "{err}");
         }
         _ => in_child(

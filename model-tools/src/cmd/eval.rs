@@ -73,7 +73,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         model.backend()
     )?;
     if let Some(fallback) = model.fallback() {
-        writeln!(out, "fallback   {} refused it: {}", fallback.from, fallback.reason)?;
+        writeln!(
+            out,
+            "fallback   {} refused it: {}",
+            fallback.from, fallback.reason
+        )?;
     }
     writeln!(
         out,
