@@ -1,7 +1,7 @@
 //! Per-model serving configuration, given at push time (JSON) or beside a model in
 //! `--model-dir` (`config.toml`).
 
-use inference::BackendKind;
+use inference::BackendChoice;
 use serde::{Deserialize, Serialize};
 
 use crate::config::check_range;
@@ -19,8 +19,10 @@ pub const MAX_BATCH_SIZE: usize = 1 << 16;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// `tract` (default) or `ort`.
-    pub backend: BackendKind,
+    /// Which engine loads the model: `auto` (default: tract, else ONNX Runtime when tract
+    /// refuses the model and ONNX Runtime is available), `auto-ort` (ONNX Runtime, else
+    /// tract), `tract` or `ort`.
+    pub backend: BackendChoice,
     /// Requests of this model computed at once.
     pub max_concurrency: usize,
     /// Requests that may wait for a slot; beyond that the agent answers 503 with `Retry-After`.
@@ -36,7 +38,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            backend: BackendKind::Tract,
+            backend: BackendChoice::Auto,
             max_concurrency: 2,
             max_queue: 64,
             intra_op_threads: 1,
@@ -107,7 +109,7 @@ impl ModelConfig {
 
     /// Load options for the `inference` crate.
     pub fn load_options(&self, ort_library: Option<&std::path::Path>) -> inference::LoadOptions {
-        let mut o = inference::LoadOptions::new(self.backend)
+        let mut o = inference::LoadOptions::for_choice(self.backend)
             .with_intra_op_threads(self.intra_op_threads)
             .with_max_concurrency(self.max_concurrency);
         o.ort_library = ort_library.map(Into::into);

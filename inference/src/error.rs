@@ -67,6 +67,15 @@ pub enum Error {
         /// What went wrong and what to do.
         reason: String,
     },
+    /// Neither the engine tried first nor the fallback ([`crate::LoadOptions::fallback`])
+    /// could load the model.
+    #[error("{first}; {}", fallback_note(fallback))]
+    NoBackend {
+        /// Why the engine tried first failed.
+        first: Box<Error>,
+        /// Why the fallback failed, or why it could not be tried.
+        fallback: Box<Error>,
+    },
     /// An input was given that the model does not have.
     #[error("model has no input named `{name}`; its inputs are {known}")]
     UnknownInput {
@@ -155,6 +164,16 @@ fn expected_bytes(shape: &[usize], ty: crate::ElementType) -> String {
         .map_or_else(|| "more than usize::MAX".to_owned(), |n| n.to_string())
 }
 
+/// How a failed fallback reads after the first engine's error.
+fn fallback_note(fallback: &Error) -> String {
+    match fallback {
+        Error::OrtUnavailable { reason } => {
+            format!("ONNX Runtime was not tried: it is not available ({reason})")
+        }
+        other => format!("and the fallback failed: {other}"),
+    }
+}
+
 impl Error {
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         Self::InvalidModel {
@@ -167,8 +186,20 @@ impl Error {
     /// call (names, types, shapes, lengths, a batch that does not merge). `false` for failures
     /// of the environment or the backend: reading a file, loading ONNX Runtime, running the
     /// model, reading its outputs. A server answers the first kind 4xx and the second 5xx.
+    ///
+    /// When no engine could load a model ([`Error::NoBackend`]), it is the caller's error when
+    /// every engine that was tried refused the model; an engine that is not available does
+    /// not count.
     pub fn is_caller_error(&self) -> bool {
         match self {
+            Self::NoBackend { first, fallback } => {
+                let tried: Vec<&Error> = [first, fallback]
+                    .into_iter()
+                    .map(Box::as_ref)
+                    .filter(|e| !matches!(e, Self::OrtUnavailable { .. }))
+                    .collect();
+                !tried.is_empty() && tried.iter().all(|e| e.is_caller_error())
+            }
             Self::InvalidModel { .. }
             | Self::Unsupported { .. }
             | Self::ExternalData { .. }

@@ -8,6 +8,11 @@
 //!   library is missing or too old (older than 1.31), loading on `ort` is an
 //!   [`Error::OrtUnavailable`] and tract keeps working.
 //!
+//! [`LoadOptions`] name the engine tried first and, optionally, a fallback tried when the first
+//! refuses the model ([`BackendChoice::Auto`]: tract, else ONNX Runtime; `auto-ort` the other
+//! way round); [`Model::backend`] says which engine runs it and [`Model::fallback`] why the
+//! first one did not.
+//!
 //! Every model exposes its [`ModelMetadata`] (inputs and outputs with symbolic dimensions,
 //! opset, producer, size, sha256). Inputs are checked against it before a backend sees them,
 //! so a wrong type or shape names the input, the expected and the given type and shape.
@@ -41,10 +46,13 @@ pub mod onnx;
 pub use backend::ort::{
     harden_ort_environment, LOAD_CONFIG_FROM_MODEL_ENV, ORT_DYLIB_ENV, TELEMETRY_OFF_ENV,
 };
-pub use backend::{Backend, BackendKind, OrtBackend, OrtRuntime, TractBackend, UnknownBackend};
+pub use backend::{
+    Backend, BackendChoice, BackendKind, OrtBackend, OrtRuntime, TractBackend, UnknownBackend,
+    UnknownBackendChoice,
+};
 pub use error::{error_chain, BackendError, Error};
 pub use metadata::{Dim, ModelMetadata, Opset, TensorInfo};
-pub use model::{describe, Model, Outputs};
+pub use model::{describe, Fallback, Model, Outputs};
 pub use options::LoadOptions;
 pub use tensor::{onnx_type_name, Element, ElementType, Tensor};
 

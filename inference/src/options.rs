@@ -2,13 +2,18 @@
 
 use std::path::PathBuf;
 
-use crate::BackendKind;
+use crate::{BackendChoice, BackendKind};
 
 /// Options for [`crate::Model::load`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// The engine to run the model on. Default: tract.
+    /// The engine to run the model on, or to try first when there is a `fallback`. Default:
+    /// tract.
     pub backend: BackendKind,
+    /// The engine to load the model on when `backend` fails to (refuses the model, or, for
+    /// ONNX Runtime, is not available); [`crate::Model::fallback`] then records why. Default:
+    /// `None`, no second try. See [`LoadOptions::with_choice`].
+    pub fallback: Option<BackendKind>,
     /// Threads one call may use inside an operator (ONNX Runtime only; tract runs a call on the
     /// calling thread). Default: 1, which suits serving many concurrent calls.
     pub intra_op_threads: usize,
@@ -30,6 +35,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             backend: BackendKind::Tract,
+            fallback: None,
             intra_op_threads: 1,
             max_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ort_library: None,
@@ -45,6 +51,22 @@ impl LoadOptions {
             backend,
             ..Self::default()
         }
+    }
+
+    /// Default options for a backend choice, e.g. [`BackendChoice::Auto`].
+    pub fn for_choice(choice: BackendChoice) -> Self {
+        Self::default().with_choice(choice)
+    }
+
+    /// Sets the engine tried first and the fallback from a backend choice.
+    pub fn with_choice(mut self, choice: BackendChoice) -> Self {
+        (self.backend, self.fallback) = choice.engines();
+        self
+    }
+
+    /// The backend choice these options describe.
+    pub fn choice(&self) -> BackendChoice {
+        BackendChoice::from_engines(self.backend, self.fallback)
     }
 
     /// Sets the threads per call.

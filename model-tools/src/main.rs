@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
-use inference::{BackendKind, LoadOptions};
+use inference::{BackendChoice, LoadOptions};
 
 /// Inspect and evaluate ONNX models on tract or ONNX Runtime.
 #[derive(Debug, Parser)]
@@ -32,9 +32,10 @@ pub struct BackendArgs {
     /// Run on this engine.
     ///
     /// `tract` is pure Rust and always available. `ort` is ONNX Runtime, loaded from
-    /// --ort-library or the ORT_DYLIB_PATH environment variable (1.31 or newer).
+    /// --ort-library or the ORT_DYLIB_PATH environment variable (1.31 or newer). `auto` tries
+    /// tract, then ONNX Runtime if tract refuses the model; `auto-ort` the other way round.
     #[arg(long, default_value = "tract", ignore_case = true, value_parser = backend_parser())]
-    pub backend: BackendKind,
+    pub backend: BackendChoice,
     /// Path of libonnxruntime.so for `--backend ort`; defaults to $ORT_DYLIB_PATH.
     #[arg(long, value_name = "FILE")]
     pub ort_library: Option<PathBuf>,
@@ -46,20 +47,20 @@ pub struct BackendArgs {
 impl BackendArgs {
     /// The load options these flags describe.
     pub fn options(&self) -> LoadOptions {
-        let mut options = LoadOptions::new(self.backend).with_intra_op_threads(self.threads);
+        let mut options = LoadOptions::for_choice(self.backend).with_intra_op_threads(self.threads);
         options.ort_library = self.ort_library.clone();
         options
     }
 }
 
-/// `--backend`: the names of [`BackendKind::ALL`] (listed in `--help`; `onnxruntime` also
-/// names `ort`), parsed by [`BackendKind`]'s `FromStr`.
-fn backend_parser() -> impl TypedValueParser<Value = BackendKind> {
-    PossibleValuesParser::new(BackendKind::ALL.map(|backend| match backend {
-        BackendKind::Ort => PossibleValue::new(backend.name()).alias("onnxruntime"),
-        BackendKind::Tract => PossibleValue::new(backend.name()),
+/// `--backend`: the names of [`BackendChoice::ALL`] (listed in `--help`; `onnxruntime` also
+/// names `ort`), parsed by [`BackendChoice`]'s `FromStr`.
+fn backend_parser() -> impl TypedValueParser<Value = BackendChoice> {
+    PossibleValuesParser::new(BackendChoice::ALL.map(|backend| match backend {
+        BackendChoice::Ort => PossibleValue::new(backend.name()).alias("onnxruntime"),
+        other => PossibleValue::new(other.name()),
     }))
-    .try_map(|name| name.parse::<BackendKind>())
+    .try_map(|name| name.parse::<BackendChoice>())
 }
 
 fn main() -> ExitCode {
@@ -97,7 +98,7 @@ mod tests {
 
     use super::*;
 
-    fn backend_of(args: &[&str]) -> Result<BackendKind, clap::Error> {
+    fn backend_of(args: &[&str]) -> Result<BackendChoice, clap::Error> {
         let cli = Cli::try_parse_from(["model-tools", "eval", "m.onnx"].iter().chain(args))?;
         let Command::Eval(eval) = cli.command else {
             panic!("not eval");
@@ -112,15 +113,30 @@ mod tests {
             .unwrap()
             .render_help()
             .to_string();
-        assert!(help.contains("[possible values: tract, ort]"), "{help}");
-        assert_eq!(backend_of(&[]).unwrap(), BackendKind::Tract);
-        assert_eq!(backend_of(&["--backend", "ort"]).unwrap(), BackendKind::Ort);
-        assert_eq!(backend_of(&["--backend", "ORT"]).unwrap(), BackendKind::Ort);
+        let values = "[possible values: tract, ort, auto, auto-ort]";
+        assert!(help.contains(values), "{help}");
+        assert_eq!(backend_of(&[]).unwrap(), BackendChoice::Tract);
+        assert_eq!(
+            backend_of(&["--backend", "ort"]).unwrap(),
+            BackendChoice::Ort
+        );
+        assert_eq!(
+            backend_of(&["--backend", "ORT"]).unwrap(),
+            BackendChoice::Ort
+        );
         assert_eq!(
             backend_of(&["--backend", "onnxruntime"]).unwrap(),
-            BackendKind::Ort
+            BackendChoice::Ort
+        );
+        assert_eq!(
+            backend_of(&["--backend", "auto"]).unwrap(),
+            BackendChoice::Auto
+        );
+        assert_eq!(
+            backend_of(&["--backend", "Auto-Ort"]).unwrap(),
+            BackendChoice::AutoOrt
         );
         let err = backend_of(&["--backend", "tvm"]).unwrap_err().to_string();
-        assert!(err.contains("[possible values: tract, ort]"), "{err}");
+        assert!(err.contains(values), "{err}");
     }
 }

@@ -2,6 +2,7 @@
 //! real HTTP client, with its SQLite file and blobs in a temporary directory.
 
 mod auth;
+mod auto_backend;
 mod batching;
 mod connections;
 mod data_dir;

@@ -6,13 +6,16 @@ use std::str::FromStr;
 use crate::error::Error;
 use crate::tensor::Tensor;
 
+mod choice;
 pub(crate) mod ort;
 pub(crate) mod tract;
 
+pub use self::choice::{BackendChoice, UnknownBackendChoice};
 pub use self::ort::{OrtBackend, OrtRuntime};
 pub use self::tract::TractBackend;
 
-/// Which engine runs a model.
+/// Which engine runs a model. (Which engine to *load* a model on, possibly one then the
+/// other, is a [`BackendChoice`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum BackendKind {
     /// tract: pure Rust, always available, the default.

@@ -115,7 +115,7 @@ pub fn declared_tensor(vi: &ValueInfoProto) -> Option<DeclaredTensor> {
             .iter()
             .map(|d| match &d.value {
                 Some(dimension::Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as usize),
-                Some(dimension::Value::DimParam(p)) if !p.is_empty() => Dim::Symbolic(p.clone()),
+                Some(dimension::Value::DimParam(p)) => Dim::from_param(p),
                 _ => Dim::Unknown,
             })
             .collect()

@@ -167,7 +167,7 @@ fn input_mismatches_name_the_input_and_both_shapes() {
             .to_string();
         assert_eq!(
             err,
-            "input `b`: expected float32[N, 3] with N = 2, as input `a` sets it, got float32[5, 3]"
+            "input `b`: expected float32[N, 3] with N = 2, as dimension 0 of input `a` sets it, got float32[5, 3]"
         );
 
         let err = model.run([("a", f(2))]).unwrap_err().to_string();

@@ -3,8 +3,10 @@
 
 use std::process::Command;
 
-use inference::test_support::{model_bytes, ort_library};
-use inference::{BackendKind, Error, LoadOptions, Model, Tensor};
+use inference::test_support::{identity_model, model_bytes, ort_library};
+use inference::{BackendChoice, BackendKind, ElementType, Error, LoadOptions, Model, Tensor};
+
+use crate::auto_backend::det_model;
 
 const CHILD_ENV: &str = "INFERENCE_ORT_LIBRARY_CASE";
 
@@ -106,4 +108,58 @@ fn the_configured_library_loads_and_reports_its_version() {
     };
     let rt = inference::OrtRuntime::get(Some(&lib)).unwrap();
     assert!(rt.version().starts_with("1."), "version {}", rt.version());
+}
+
+#[test]
+fn auto_without_ort_is_tract_only_and_says_why_ort_was_not_tried() {
+    match std::env::var(CHILD_ENV).as_deref() {
+        Ok("auto-missing") => {
+            let missing = "/nonexistent/libonnxruntime.so.1.32.0";
+            let auto = LoadOptions::for_choice(BackendChoice::Auto).with_ort_library(missing);
+            let model = Model::load(identity_model(ElementType::F32), &auto).unwrap();
+            assert_eq!(model.backend(), BackendKind::Tract);
+            assert_eq!(model.fallback(), None);
+
+            let err = Model::load(det_model(), &auto).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(&err, Error::NoBackend { fallback, .. } if matches!(**fallback, Error::OrtUnavailable { .. })),
+                "{msg}"
+            );
+            assert!(
+                msg.starts_with("the tract backend cannot load this model"),
+                "{msg}"
+            );
+            assert!(msg.contains("Det"), "tract's reason: {msg}");
+            assert!(msg.contains("ONNX Runtime was not tried"), "{msg}");
+            assert!(
+                msg.contains("does not exist"),
+                "why ORT is not available: {msg}"
+            );
+            assert!(err.is_caller_error(), "tract refused the model: {msg}");
+
+            // `auto-ort` the other way round: ONNX Runtime first, tract when it is missing.
+            let auto_ort =
+                LoadOptions::for_choice(BackendChoice::AutoOrt).with_ort_library(missing);
+            let model = Model::load(identity_model(ElementType::F32), &auto_ort).unwrap();
+            assert_eq!(model.backend(), BackendKind::Tract);
+            let fallback = model.fallback().expect("the missing ORT is recorded");
+            assert_eq!(fallback.from, BackendKind::Ort);
+            assert!(
+                fallback.reason.contains("does not exist"),
+                "{}",
+                fallback.reason
+            );
+            let err = Model::load(det_model(), &auto_ort).unwrap_err();
+            assert!(
+                err.is_caller_error(),
+                "tract, the only engine tried, refused it: {err}"
+            );
+            assert!(err.to_string().contains("Det"), "{err}");
+        }
+        _ => in_child(
+            "ort_library::auto_without_ort_is_tract_only_and_says_why_ort_was_not_tried",
+            "auto-missing",
+        ),
+    }
 }

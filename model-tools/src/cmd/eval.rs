@@ -42,7 +42,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         format!(
             "failed to load `{}` on {}",
             args.model.display(),
-            options.backend
+            options.choice()
         )
     })?;
     let mut data = Dataset::load(&args.data, &args.split)?;
@@ -72,6 +72,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         args.model.display(),
         model.backend()
     )?;
+    if let Some(fallback) = model.fallback() {
+        writeln!(
+            out,
+            "fallback   {} refused it: {}",
+            fallback.from, fallback.reason
+        )?;
+    }
     writeln!(
         out,
         "dataset    {} ({} split, {} examples)",

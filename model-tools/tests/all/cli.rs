@@ -116,7 +116,9 @@ fn failures_exit_1_with_the_cause_and_usage_errors_exit_2() {
     let out = model_tools(&["eval", "models/digits_mlp.onnx", "--backend", "tensorflow"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out).1.contains("[possible values: tract, ort]"),
+        text(&out)
+            .1
+            .contains("[possible values: tract, ort, auto, auto-ort]"),
         "{}",
         text(&out).1
     );

@@ -11,6 +11,7 @@ mod model_dir;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use inference::{BackendKind, Fallback};
 use serde::Serialize;
 
 use self::load::ModelHooks;
@@ -63,6 +64,12 @@ pub struct VersionSummary {
     pub created_at: i64,
     /// Whether it is loaded and can serve.
     pub ready: bool,
+    /// The engine serving it (`tract` or `ort`); `null` when it is not loaded. With
+    /// `config.backend` `auto` or `auto-ort` this is the engine that loaded it.
+    pub backend: Option<BackendKind>,
+    /// Why it runs on its fallback engine: the engine tried first (`from`) and its error
+    /// (`reason`); `null` when the first engine loaded it.
+    pub fallback: Option<Fallback>,
 }
 
 /// A model as the API shows it.
@@ -98,6 +105,8 @@ impl From<Listing<ModelConfig>> for ModelSummary {
                     config: v.config,
                     created_at: v.record.created_at,
                     ready: v.ready,
+                    backend: None,
+                    fallback: None,
                 })
                 .collect(),
         }
@@ -149,13 +158,25 @@ impl Repository {
             .registry
             .listings()?
             .into_iter()
-            .map(ModelSummary::from)
+            .map(|l| self.with_engines(l.into()))
             .collect())
     }
 
     /// One model.
     pub fn summary(&self, name: &str) -> Result<ModelSummary, RepositoryError> {
-        self.registry.listing(name).map(ModelSummary::from)
+        let listing = self.registry.listing(name)?;
+        Ok(self.with_engines(listing.into()))
+    }
+
+    /// Fills in, for each loaded version, the engine serving it and any fallback.
+    fn with_engines(&self, mut summary: ModelSummary) -> ModelSummary {
+        for v in &mut summary.versions {
+            if let Some(loaded) = self.registry.loaded(&summary.name, v.version) {
+                v.backend = Some(loaded.model.backend());
+                v.fallback = loaded.model.fallback().cloned();
+            }
+        }
+        summary
     }
 
     /// Checks, loads, stores and (optionally) activates a new version. On any failure the
