@@ -77,9 +77,10 @@ impl Model {
         let bytes: Arc<[u8]> = bytes.into();
         let metadata::Parsed {
             proto,
-            metadata,
+            mut metadata,
             inlined,
         } = metadata::parse(&bytes, options.external_data_dir.as_deref())?;
+        crate::input_shapes::apply(&mut metadata, &options.input_shapes)?;
         graph_checks::check_domains(&proto, options.backend)?;
         let backend: Box<dyn Backend> = match options.backend {
             BackendKind::Tract => Box::new(TractBackend::load(&proto, &metadata)?),
@@ -119,7 +120,7 @@ impl Model {
         metadata::parse(bytes, None).map(|p| p.metadata)
     }
 
-    /// What the model declares.
+    /// What the model declares, with the input shapes of [`LoadOptions::input_shapes`] applied.
     pub fn metadata(&self) -> &ModelMetadata {
         &self.metadata
     }
