@@ -76,6 +76,7 @@ fn fresh_name(input: &str, axis: usize) -> String {
 mod tests {
     use super::*;
     use crate::tensor::ElementType;
+    use tract_onnx::tract_hir::infer::Factoid;
 
     fn info(dims: Vec<Dim>) -> TensorInfo {
         TensorInfo {
