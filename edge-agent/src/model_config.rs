@@ -270,7 +270,12 @@ mod tests {
         let options = config.load_options(None);
         assert_eq!(
             options.input_shapes["x"],
-            [Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(640), Dim::Fixed(640)]
+            [
+                Dim::Fixed(1),
+                Dim::Fixed(3),
+                Dim::Fixed(640),
+                Dim::Fixed(640)
+            ]
         );
         assert_eq!(
             options.input_shapes["in.2"],
@@ -300,9 +305,15 @@ mod tests {
             assert!(err.to_string().contains(expected), "{toml_text}: {err}");
         }
         for (json, expected) in [
-            (serde_json::json!({"x": [1, ""]}), "input_shapes.x: dim 1 is the symbol \"\""),
+            (
+                serde_json::json!({"x": [1, ""]}),
+                "input_shapes.x: dim 1 is the symbol \"\"",
+            ),
             (serde_json::json!({"x": ["a b"]}), "white space"),
-            (serde_json::json!({"x": ["7"]}), "a number written as a string"),
+            (
+                serde_json::json!({"x": ["7"]}),
+                "a number written as a string",
+            ),
         ] {
             let config: ModelConfig =
                 serde_json::from_value(serde_json::json!({ "input_shapes": json })).unwrap();
@@ -318,7 +329,11 @@ mod tests {
         config.validate().unwrap();
         let bytes = inference::test_support::identity_model(inference::ElementType::F32);
         let err = inference::Model::load(bytes, &config.load_options(None)).unwrap_err();
-        assert!(err.to_string().starts_with("input_shapes.x: dim 1 is given as 4"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("input_shapes.x: dim 1 is given as 4"),
+            "{err}"
+        );
         assert!(err.is_caller_error());
     }
 

@@ -17,10 +17,7 @@ pub fn check(shapes: &BTreeMap<String, Vec<Dim>>) -> Result<(), Error> {
     for (input, dims) in shapes {
         let err = |reason: String| option_error(input, reason);
         if dims.len() > MAX_RANK {
-            return Err(err(format!(
-                "rank {} is more than {MAX_RANK}",
-                dims.len()
-            )));
+            return Err(err(format!("rank {} is more than {MAX_RANK}", dims.len())));
         }
         for (axis, dim) in dims.iter().enumerate() {
             match dim {
@@ -154,13 +151,31 @@ mod tests {
     fn contradictions_are_refused_naming_the_key() {
         let cases = [
             (shapes("y", vec![F(1)]), "no input `y`; its inputs are `x`"),
-            (shapes("x", vec![F(1), F(3)]), "2 dims given, but the model declares float32[?, 3, ?] (rank 3)"),
-            (shapes("x", vec![U, F(4), U]), "dim 1 is given as 4, but the model declares float32[?, 3, ?], fixing it at 3"),
-            (shapes("x", vec![U, S("c".into()), U]), "fixing it at 3; give 3 or `?`"),
-            (shapes("x", vec![U, U, S(String::new())]), "dim 2 is the symbol \"\", which is not a name"),
-            (shapes("x", vec![U, U, S("4".into())]), "a number written as a string"),
+            (
+                shapes("x", vec![F(1), F(3)]),
+                "2 dims given, but the model declares float32[?, 3, ?] (rank 3)",
+            ),
+            (
+                shapes("x", vec![U, F(4), U]),
+                "dim 1 is given as 4, but the model declares float32[?, 3, ?], fixing it at 3",
+            ),
+            (
+                shapes("x", vec![U, S("c".into()), U]),
+                "fixing it at 3; give 3 or `?`",
+            ),
+            (
+                shapes("x", vec![U, U, S(String::new())]),
+                "dim 2 is the symbol \"\", which is not a name",
+            ),
+            (
+                shapes("x", vec![U, U, S("4".into())]),
+                "a number written as a string",
+            ),
             (shapes("x", vec![U, U, S("a b".into())]), "white space"),
-            (shapes("x", vec![U, U, F(usize::MAX)]), "larger than a dim can be"),
+            (
+                shapes("x", vec![U, U, F(usize::MAX)]),
+                "larger than a dim can be",
+            ),
         ];
         for (given, expected) in cases {
             let mut m = metadata(Some(vec![U, F(3), U]));

@@ -45,7 +45,10 @@ async fn a_model_dir_config_gives_tract_the_input_shape() {
     assert_eq!(body["outputs"][0]["shape"], json!([2, 3]), "{body}");
     let (status, body) = agent.infer("shaped", None, &request([3, 3])).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("float32[2, w]"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("float32[2, w]"),
+        "{body}"
+    );
 
     let r = agent
         .push_bytes(

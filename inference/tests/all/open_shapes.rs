@@ -139,7 +139,9 @@ fn repeated_node_names_load_on_tract() {
 
 fn unsupported_reason(err: Error) -> String {
     match err {
-        Error::Unsupported { backend, reason, .. } => {
+        Error::Unsupported {
+            backend, reason, ..
+        } => {
             assert_eq!(backend, BackendKind::Tract);
             reason
         }
@@ -174,7 +176,8 @@ fn input_shapes_give_tract_the_shape_the_model_leaves_out() {
         runs_as_identity(&model, &[2, 5]);
         let err = model.run([("x", iota(&[3, 3]))]).unwrap_err();
         assert!(
-            matches!(&err, Error::InputMismatch { .. }) && err.to_string().contains("float32[2, w]"),
+            matches!(&err, Error::InputMismatch { .. })
+                && err.to_string().contains("float32[2, w]"),
             "{}: {err}",
             options.backend
         );
@@ -186,8 +189,16 @@ fn input_shapes_give_tract_the_shape_the_model_leaves_out() {
 fn input_shapes_that_contradict_the_model_are_refused_at_load() {
     let bytes = identity(Some(&[U, F(3)]));
     let cases = [
-        ("z", vec![F(1), F(3)], "input_shapes.z: the model has no input `z`; its inputs are `x`"),
-        ("x", vec![F(1)], "input_shapes.x: 1 dims given, but the model declares"),
+        (
+            "z",
+            vec![F(1), F(3)],
+            "input_shapes.z: the model has no input `z`; its inputs are `x`",
+        ),
+        (
+            "x",
+            vec![F(1)],
+            "input_shapes.x: 1 dims given, but the model declares",
+        ),
         ("x", vec![F(1), F(4)], "input_shapes.x: dim 1 is given as 4"),
     ];
     for options in backends("input_shapes_that_contradict_the_model_are_refused_at_load") {
@@ -198,7 +209,11 @@ fn input_shapes_that_contradict_the_model_are_refused_at_load() {
                 matches!(err, Error::InvalidOption { .. }) && err.is_caller_error(),
                 "{err}"
             );
-            assert!(err.to_string().starts_with(expected), "{}: {err}", options.backend);
+            assert!(
+                err.to_string().starts_with(expected),
+                "{}: {err}",
+                options.backend
+            );
         }
     }
 }

@@ -41,11 +41,11 @@ pub(super) fn explain(
 
 /// The same for errors that carry no tract error (kept for symmetric messages).
 pub(super) fn remedies(metadata: &ModelMetadata) -> String {
-    let shapes = match metadata
-        .inputs
-        .iter()
-        .find(|i| i.shape.as_ref().is_none_or(|d| d.iter().any(|d| !matches!(d, Dim::Fixed(_)))))
-    {
+    let shapes = match metadata.inputs.iter().find(|i| {
+        i.shape
+            .as_ref()
+            .is_none_or(|d| d.iter().any(|d| !matches!(d, Dim::Fixed(_))))
+    }) {
         Some(input) => {
             let dims = match &input.shape {
                 Some(dims) => dims
@@ -94,7 +94,10 @@ fn failing_place(chain: &str, graph: &pb::GraphProto, original_names: &[String])
                 let shown = original_names
                     .get(ix)
                     .filter(|n| !n.is_empty())
-                    .map_or_else(|| format!("the node writing `{candidate}`"), |n| format!("node `{n}`"));
+                    .map_or_else(
+                        || format!("the node writing `{candidate}`"),
+                        |n| format!("node `{n}`"),
+                    );
                 return Some(format!("{shown} ({})", crate::onnx::qualified_op(node)));
             }
             if graph.input.iter().any(|i| i.name == candidate) {

@@ -48,13 +48,14 @@ impl TractBackend {
 
     fn load_inner(proto: &pb::ModelProto, metadata: &ModelMetadata) -> Result<Self, Error> {
         let (proto, original_names) = with_unique_node_names(proto);
-        let graph = proto.graph.as_ref().ok_or_else(|| Error::invalid("the model has no graph"))?;
-        let unsupported = |reason: String, e: Option<TractError>| {
-            Error::Unsupported {
-                backend: BackendKind::Tract,
-                reason,
-                source: e.map(Into::into),
-            }
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| Error::invalid("the model has no graph"))?;
+        let unsupported = |reason: String, e: Option<TractError>| Error::Unsupported {
+            backend: BackendKind::Tract,
+            reason,
+            source: e.map(Into::into),
         };
         let explain = |stage: &str, e: TractError| {
             let reason = diagnose::explain(stage, &e, graph, &original_names, metadata);
@@ -88,8 +89,14 @@ impl TractBackend {
             }
             err
         })?;
-        let ins = typed.input_outlets().map_err(|e| explain("listing inputs", e))?.len();
-        let outs = typed.output_outlets().map_err(|e| explain("listing outputs", e))?.len();
+        let ins = typed
+            .input_outlets()
+            .map_err(|e| explain("listing inputs", e))?
+            .len();
+        let outs = typed
+            .output_outlets()
+            .map_err(|e| explain("listing outputs", e))?
+            .len();
         if ins != metadata.inputs.len() || outs != metadata.outputs.len() {
             return Err(unsupported(
                 format!(
@@ -187,13 +194,14 @@ impl Backend for TractBackend {
                 .iter()
                 .map(|&o| {
                     let name = &self.output_names[o];
-                    let value = taken
-                        .get_mut(o)
-                        .and_then(Option::take)
-                        .ok_or_else(|| Error::Output {
-                            name: name.clone(),
-                            reason: "tract did not produce it".to_owned(),
-                        })?;
+                    let value =
+                        taken
+                            .get_mut(o)
+                            .and_then(Option::take)
+                            .ok_or_else(|| Error::Output {
+                                name: name.clone(),
+                                reason: "tract did not produce it".to_owned(),
+                            })?;
                     from_tract(value.into_tensor(), name)
                 })
                 .collect()
