@@ -1,8 +1,11 @@
 //! Per-model serving configuration, given at push time (JSON) or beside a model in
 //! `--model-dir` (`config.toml`).
 
-use inference::BackendChoice;
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use inference::{BackendChoice, Dim};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::check_range;
 
@@ -33,6 +36,68 @@ pub struct ModelConfig {
     pub batching: Option<BatchingConfig>,
     /// Free text for people.
     pub description: String,
+    /// Shapes to assume for inputs, by input name, over what the model declares: for inputs
+    /// declared with `-1`, `?` or no shape, which tract cannot load without them. Each dim is a
+    /// size, a name (dims of the same name are equal in every call), or `"?"` to keep the
+    /// declared dim. Checked against the model when it is loaded; calls are then checked
+    /// against these shapes on both backends. See [`inference::LoadOptions::input_shapes`].
+    pub input_shapes: BTreeMap<String, Vec<ShapeDim>>,
+}
+
+/// The most inputs `input_shapes` may name.
+pub const MAX_INPUT_SHAPES: usize = 1024;
+
+/// One dim of a configured input shape: an integer, a symbol name, or `"?"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeDim(pub Dim);
+
+impl Serialize for ShapeDim {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Dim::Fixed(n) => serializer.serialize_u64(*n as u64),
+            Dim::Symbolic(name) => serializer.serialize_str(name),
+            Dim::Unknown => serializer.serialize_str("?"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ShapeDim {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ShapeDim;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a dim: a size (0 or more), a symbol name, or \"?\"")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ShapeDim, E> {
+                usize::try_from(v)
+                    .ok()
+                    .filter(|_| i64::try_from(v).is_ok())
+                    .map(|n| ShapeDim(Dim::Fixed(n)))
+                    .ok_or_else(|| E::custom(format!("dim {v} is too large")))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ShapeDim, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!(
+                        "dim {v} is negative; write \"?\" or a name for a dim left open"
+                    ))),
+                }
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ShapeDim, E> {
+                Ok(ShapeDim(if v == "?" {
+                    Dim::Unknown
+                } else {
+                    Dim::Symbolic(v.to_owned())
+                }))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Default for ModelConfig {
@@ -44,6 +109,7 @@ impl Default for ModelConfig {
             intra_op_threads: 1,
             batching: None,
             description: String::new(),
+            input_shapes: BTreeMap::new(),
         }
     }
 }
@@ -77,6 +143,12 @@ impl ModelConfig {
         check_range("max_queue", self.max_queue, 0..=MAX_QUEUE)?;
         check_range("intra_op_threads", self.intra_op_threads, 1..=MAX_THREADS)?;
         check_range("description (bytes)", self.description.len(), 0..=4096)?;
+        check_range(
+            "input_shapes (count)",
+            self.input_shapes.len(),
+            0..=MAX_INPUT_SHAPES,
+        )?;
+        inference::input_shapes::check(&self.shapes()).map_err(|e| e.to_string())?;
         if let Some(b) = &self.batching {
             check_range(
                 "batching.max_batch_size",
@@ -113,7 +185,16 @@ impl ModelConfig {
             .with_intra_op_threads(self.intra_op_threads)
             .with_max_concurrency(self.max_concurrency);
         o.ort_library = ort_library.map(Into::into);
+        o.input_shapes = self.shapes();
         o
+    }
+
+    /// `input_shapes` as the `inference` crate takes them.
+    fn shapes(&self) -> BTreeMap<String, Vec<Dim>> {
+        self.input_shapes
+            .iter()
+            .map(|(name, dims)| (name.clone(), dims.iter().map(|d| d.0.clone()).collect()))
+            .collect()
     }
 }
 
@@ -179,6 +260,83 @@ mod tests {
             assert!(err.contains(key), "{key}: {err}");
         }
         ModelConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn input_shapes_read_from_toml_and_json() {
+        let config: ModelConfig = toml::from_str(
+            "[input_shapes]\nx = [1, 3, 640, 640]\n\"in.2\" = [\"batch\", 3, \"?\", 320]\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let options = config.load_options(None);
+        assert_eq!(
+            options.input_shapes["x"],
+            [
+                Dim::Fixed(1),
+                Dim::Fixed(3),
+                Dim::Fixed(640),
+                Dim::Fixed(640)
+            ]
+        );
+        assert_eq!(
+            options.input_shapes["in.2"],
+            [
+                Dim::Symbolic("batch".into()),
+                Dim::Fixed(3),
+                Dim::Unknown,
+                Dim::Fixed(320)
+            ]
+        );
+        let json: ModelConfig =
+            serde_json::from_value(serde_json::json!({"input_shapes": {"x": [1, "w"]}})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&json).unwrap()["input_shapes"],
+            serde_json::json!({"x": [1, "w"]})
+        );
+    }
+
+    #[test]
+    fn malformed_input_shapes_are_refused_when_read() {
+        for (toml_text, expected) in [
+            ("[input_shapes]\nx = [1, -1]\n", "dim -1 is negative"),
+            ("[input_shapes]\nx = [1, 2.5]\n", "a dim: a size"),
+            ("[input_shapes]\nx = 3\n", "a sequence"),
+        ] {
+            let err = toml::from_str::<ModelConfig>(toml_text).unwrap_err();
+            assert!(err.to_string().contains(expected), "{toml_text}: {err}");
+        }
+        for (json, expected) in [
+            (
+                serde_json::json!({"x": [1, ""]}),
+                "input_shapes.x: dim 1 is the symbol \"\"",
+            ),
+            (serde_json::json!({"x": ["a b"]}), "white space"),
+            (
+                serde_json::json!({"x": ["7"]}),
+                "a number written as a string",
+            ),
+        ] {
+            let config: ModelConfig =
+                serde_json::from_value(serde_json::json!({ "input_shapes": json })).unwrap();
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    /// What only the model can tell (inputs, ranks, fixed dims) is checked when it is loaded.
+    #[test]
+    fn input_shapes_that_do_not_fit_the_model_are_refused_at_load() {
+        let config: ModelConfig = toml::from_str("[input_shapes]\nx = [2, 4]\n").unwrap();
+        config.validate().unwrap();
+        let bytes = inference::test_support::identity_model(inference::ElementType::F32);
+        let err = inference::Model::load(bytes, &config.load_options(None)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("input_shapes.x: dim 1 is given as 4"),
+            "{err}"
+        );
+        assert!(err.is_caller_error());
     }
 
     use proptest::prelude::*;

@@ -48,6 +48,15 @@ pub enum Error {
         /// Why it is refused, and what to do.
         reason: String,
     },
+    /// A load option does not fit the model, e.g. an `input_shapes` entry for an input the
+    /// model lacks or contradicting a dim it fixes.
+    #[error("{key}: {reason}")]
+    InvalidOption {
+        /// The option's key as configs spell it, e.g. `input_shapes.x`.
+        key: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A serialized tensor (an ONNX `TensorProto`) is malformed or of an unserved type.
     #[error("invalid tensor: {0}")]
     InvalidTensor(String),
@@ -203,6 +212,7 @@ impl Error {
             Self::InvalidModel { .. }
             | Self::Unsupported { .. }
             | Self::ExternalData { .. }
+            | Self::InvalidOption { .. }
             | Self::InvalidTensor(_)
             | Self::UnsupportedElementType { .. }
             | Self::UnknownInput { .. }

@@ -36,6 +36,7 @@ mod backend;
 mod error;
 mod external_data;
 mod graph_checks;
+pub mod input_shapes;
 mod metadata;
 mod model;
 mod options;

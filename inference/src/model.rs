@@ -88,7 +88,8 @@ impl Model {
     /// When both engines fail, the error ([`Error::NoBackend`]) gives both reasons.
     pub fn load(bytes: impl Into<Arc<[u8]>>, options: &LoadOptions) -> Result<Self, Error> {
         let bytes: Arc<[u8]> = bytes.into();
-        let parsed = metadata::parse(&bytes, options.external_data_dir.as_deref())?;
+        let mut parsed = metadata::parse(&bytes, options.external_data_dir.as_deref())?;
+        crate::input_shapes::apply(&mut parsed.metadata, &options.input_shapes)?;
         let first = options.backend;
         let (backend, fallback) = match load_on(first, &bytes, &parsed, options) {
             Ok(backend) => (backend, None),
@@ -154,7 +155,7 @@ impl Model {
         metadata::parse(bytes, None).map(|p| p.metadata)
     }
 
-    /// What the model declares.
+    /// What the model declares, with the input shapes of [`LoadOptions::input_shapes`] applied.
     pub fn metadata(&self) -> &ModelMetadata {
         &self.metadata
     }

@@ -1,8 +1,9 @@
 //! How a model is loaded: which backend, how many threads, where ONNX Runtime lives.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::{BackendChoice, BackendKind};
+use crate::{BackendChoice, BackendKind, Dim};
 
 /// Options for [`crate::Model::load`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,17 @@ pub struct LoadOptions {
     /// `offset`/`length` must lie within the file; the bytes are read here and inlined into
     /// the model before any backend sees it.
     pub external_data_dir: Option<PathBuf>,
+    /// Shapes to assume for inputs, by input name, over the shapes the model declares: each
+    /// dim a size ([`Dim::Fixed`]), a name shared by every dim of that name
+    /// ([`Dim::Symbolic`]), or [`Dim::Unknown`] to keep what the model declares there. For
+    /// inputs declared with `-1`, `?` or no shape that tract cannot reason about.
+    ///
+    /// Checked when the model is loaded ([`crate::Error::InvalidOption`] naming
+    /// `input_shapes.<input>`): the input must exist, the rank must match a declared rank, and
+    /// a dim the model fixes can only be given that same size. The result is what the model's
+    /// metadata then reports and what every call is checked against, on both backends; tract
+    /// also optimises the graph for it, while ONNX Runtime gets the model unchanged.
+    pub input_shapes: BTreeMap<String, Vec<Dim>>,
 }
 
 impl Default for LoadOptions {
@@ -40,6 +52,7 @@ impl Default for LoadOptions {
             max_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ort_library: None,
             external_data_dir: None,
+            input_shapes: BTreeMap::new(),
         }
     }
 }
@@ -90,6 +103,12 @@ impl LoadOptions {
     /// Sets the ONNX Runtime library path.
     pub fn with_ort_library(mut self, path: impl Into<PathBuf>) -> Self {
         self.ort_library = Some(path.into());
+        self
+    }
+
+    /// Sets the shape to assume for one input; see [`LoadOptions::input_shapes`].
+    pub fn with_input_shape(mut self, input: impl Into<String>, dims: Vec<Dim>) -> Self {
+        self.input_shapes.insert(input.into(), dims);
         self
     }
 }

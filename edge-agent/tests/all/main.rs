@@ -15,6 +15,7 @@ mod hostile;
 mod hostile_process;
 mod in_flight;
 mod inference;
+mod input_shapes;
 mod lifecycle;
 mod model_rules;
 mod no_phone_home;

@@ -7,6 +7,7 @@ mod element_types;
 mod external_data;
 mod graph_rules;
 mod malformed;
+mod open_shapes;
 mod ort_library;
 mod sample_models;
 mod support;
