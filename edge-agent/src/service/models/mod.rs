@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use self::load::ModelHooks;
 use super::pool::InferencePool;
-use super::registry::{Listing, NewVersion, Registry, RepositoryError};
+use super::registry::{Listing, NewVersion, Registry, RepositoryError, Unready};
 use super::runner::LoadedModel;
 use crate::metrics::Metrics;
 use crate::model_config::ModelConfig;
@@ -63,6 +63,9 @@ pub struct VersionSummary {
     pub created_at: i64,
     /// Whether it is loaded and can serve.
     pub ready: bool,
+    /// Why it is not loaded: the load error (absent when it is ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A model as the API shows it.
@@ -74,6 +77,10 @@ pub struct ModelSummary {
     pub source: ModelSource,
     /// The version requests without a version go to.
     pub active_version: Option<u64>,
+    /// Why requests without a version cannot be served: the active version's load error, or
+    /// what is wrong with the model as a whole (absent when it serves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Its versions, oldest first.
     pub versions: Vec<VersionSummary>,
 }
@@ -88,6 +95,7 @@ impl From<Listing<ModelConfig>> for ModelSummary {
                 ModelSource::Repository
             },
             active_version: l.active,
+            reason: l.reason,
             versions: l
                 .versions
                 .into_iter()
@@ -98,6 +106,7 @@ impl From<Listing<ModelConfig>> for ModelSummary {
                     config: v.config,
                     created_at: v.record.created_at,
                     ready: v.ready,
+                    reason: v.reason,
                 })
                 .collect(),
         }
@@ -112,8 +121,9 @@ pub struct Repository {
 
 impl Repository {
     /// Opens the repository: reloads every stored version, then the read-only `model_dir`.
-    /// A stored version that no longer loads (say, ONNX Runtime is gone) is logged and left
-    /// unloaded; it stays stored.
+    /// A version that does not load (a stored one when, say, ONNX Runtime is gone; a
+    /// model-dir one with bad bytes or an invalid `config.toml`) is logged and left unloaded
+    /// with its reason (see [`Self::unready`]); a stored one stays stored.
     pub async fn open(
         store: Arc<dyn VersionStore>,
         blobs: BlobStore,
@@ -199,6 +209,13 @@ impl Repository {
     /// Deletes a model and every version.
     pub async fn delete_model(&self, name: &str) -> Result<(), RepositoryError> {
         self.registry.delete(name).await
+    }
+
+    /// Models whose requests without a version fail because a load failed (their active
+    /// version, or the model as a whole), by name: what readiness reports. A failed version
+    /// that is not active is listed in [`Self::summaries`] with its reason, but not here.
+    pub fn unready(&self) -> Vec<Unready> {
+        self.registry.unready()
     }
 
     /// Loaded model versions.
