@@ -51,9 +51,8 @@ fn ready_only(body: &[u8]) -> Result<bool, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(false);
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!("the index request is not JSON: {e}"))
-    })?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the index request is not JSON: {e}")))?;
     let Value::Object(fields) = value else {
         return Err(ApiError::bad_request(
             "the index request must be a JSON object, like {\"ready\": true}",

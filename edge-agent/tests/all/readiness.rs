@@ -184,15 +184,24 @@ async fn model_dir_models_that_fail_to_load_make_the_agent_unready_and_say_why()
             .to_owned();
         assert!(error.contains(reason("bad")), "{path}: {error}");
     }
-    let r = agent.get("/v2/models/mixed/versions/1/ready").send().await.unwrap();
+    let r = agent
+        .get("/v2/models/mixed/versions/1/ready")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let r = agent.get("/v2/models/mixed/ready").send().await.unwrap();
     assert_eq!(r.status(), 200);
     let (status, _) = agent.infer("good", None, &mlp_request(&digits(1))).await;
     assert_eq!(status, 200, "unready, the agent still serves what loaded");
-    let (status, body) = agent.infer("badconfig", None, &mlp_request(&digits(1))).await;
+    let (status, body) = agent
+        .infer("badconfig", None, &mlp_request(&digits(1)))
+        .await;
     assert_eq!(status, 404);
-    assert!(body["error"].as_str().unwrap().contains("config.toml"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("config.toml"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +209,13 @@ async fn index_request_bodies_that_are_not_an_object_with_a_boolean_ready_are_40
     let dir = tempfile::tempdir().unwrap();
     model_dir(dir.path());
     let agent = start_on(dir.path(), true).await;
-    for body in ["{", "[true]", "\"ready\"", r#"{"ready": "yes"}"#, r#"{"ready": 1}"#] {
+    for body in [
+        "{",
+        "[true]",
+        "\"ready\"",
+        r#"{"ready": "yes"}"#,
+        r#"{"ready": 1}"#,
+    ] {
         let (status, error) = index(&agent, Some(body)).await;
         assert_eq!(status, 400, "{body}: {error}");
         assert!(error["error"].is_string(), "{body}: {error}");
@@ -256,12 +271,21 @@ async fn a_stored_version_that_no_longer_loads_is_unready_until_replaced() {
     let (status, body) = health(&agent).await;
     assert_eq!(status, 503, "{body}");
     let failed = &body["unavailable"][0];
-    assert_eq!((&failed["name"], &failed["version"]), (&json!("digits"), &json!(1)));
+    assert_eq!(
+        (&failed["name"], &failed["version"]),
+        (&json!("digits"), &json!(1))
+    );
     let reason = failed["reason"].as_str().unwrap();
     assert!(reason.contains("does not match its sha256"), "{reason}");
-    assert!(!reason.contains(&data_dir.display().to_string()), "{reason}");
+    assert!(
+        !reason.contains(&data_dir.display().to_string()),
+        "{reason}"
+    );
     let (_, all) = index(&agent, None).await;
-    assert_eq!(rows(&all), [("digits".into(), Some("1".into()), "UNAVAILABLE".into())]);
+    assert_eq!(
+        rows(&all),
+        [("digits".into(), Some("1".into()), "UNAVAILABLE".into())]
+    );
 
     agent.push("digits", 2, "digits_mlp.onnx", json!({})).await;
     let (status, body) = health(&agent).await;
@@ -281,7 +305,10 @@ async fn a_stored_version_that_no_longer_loads_is_unready_until_replaced() {
         .unwrap();
     assert_eq!(r.status(), 204);
     let (_, all) = index(&agent, None).await;
-    assert_eq!(rows(&all), [("digits".into(), Some("2".into()), "READY".into())]);
+    assert_eq!(
+        rows(&all),
+        [("digits".into(), Some("2".into()), "READY".into())]
+    );
     agent.stop().await;
     drop(dir);
 }

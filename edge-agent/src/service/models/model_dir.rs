@@ -97,9 +97,8 @@ async fn open_model(
 ) -> ReadOnly<ModelHooks> {
     let versions = versions(model_path);
     let config = read_config(name, model_path);
-    let config_json =
-        serde_json::to_string(config.as_ref().unwrap_or(&ModelConfig::default()))
-            .expect("configs serialize");
+    let config_json = serde_json::to_string(config.as_ref().unwrap_or(&ModelConfig::default()))
+        .expect("configs serialize");
     let mut entry = ReadOnly {
         active: versions.last().copied(),
         versions: Vec::new(),
@@ -108,7 +107,8 @@ async fn open_model(
         problem: None,
     };
     if versions.is_empty() {
-        let reason = format!("no version: expected `{name}/<version>/model.onnx`, version 1 or more");
+        let reason =
+            format!("no version: expected `{name}/<version>/model.onnx`, version 1 or more");
         tracing::error!(model = %name, error = %reason, "model-dir model not loaded");
         entry.problem = Some(config.err().unwrap_or(reason));
         return entry;
@@ -121,10 +121,13 @@ async fn open_model(
         let bytes = std::fs::read(model_path.join(v.to_string()).join("model.onnx"));
         let record = VersionRecord {
             version: v,
-            sha256: bytes.as_ref().map_or_else(|_| String::new(), |b| {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(b))
-            }),
+            sha256: bytes.as_ref().map_or_else(
+                |_| String::new(),
+                |b| {
+                    use sha2::Digest;
+                    hex::encode(sha2::Sha256::digest(b))
+                },
+            ),
             size: bytes.as_ref().map_or(0, |b| b.len() as u64),
             config_json: config_json.clone(),
             created_at: 0,

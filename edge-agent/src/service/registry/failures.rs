@@ -79,5 +79,4 @@ impl<K: Hooks> Registry<K> {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
-
 }

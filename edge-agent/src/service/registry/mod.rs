@@ -330,7 +330,8 @@ impl<K: Hooks> Registry<K> {
                 config,
             }
         };
-        let reason = |active: Option<u64>| failures::entry_reason(&loaded, &failed, &problem, active);
+        let reason =
+            |active: Option<u64>| failures::entry_reason(&loaded, &failed, &problem, active);
         if let Some((active, versions)) = read_only {
             return Ok(Listing {
                 name: name.to_owned(),

@@ -377,7 +377,7 @@ async fn a_version_that_failed_to_load_is_unready_while_active_until_replaced_or
         version: Some(2),
         reason: "refused".into(),
     };
-    assert_eq!(r.unready(), [failed.clone()]);
+    assert_eq!(r.unready(), std::slice::from_ref(&failed));
     let listing = r.listing("a").unwrap();
     assert_eq!(listing.reason.as_deref(), Some("refused"));
     let reasons: Vec<_> = listing
