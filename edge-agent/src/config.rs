@@ -469,6 +469,18 @@ mod tests {
     }
 
     #[test]
+    fn readiness_is_strict_unless_the_file_or_the_environment_says_otherwise() {
+        assert!(AgentConfig::default().readiness.strict);
+        let config = AgentConfig::load_str("[readiness]\nstrict = false\n").unwrap();
+        assert!(!config.readiness.strict);
+        let env = [(
+            "EDGE_AGENT__READINESS__STRICT".to_owned(),
+            "false".to_owned(),
+        )];
+        assert!(!AgentConfig::load(None, env).unwrap().readiness.strict);
+    }
+
+    #[test]
     fn out_of_range_numbers_are_refused_by_key() {
         for (key, value, named) in [
             (
