@@ -32,6 +32,8 @@ pub struct AgentConfig {
     pub functions: FunctionsConfig,
     /// Connection hygiene: timeouts and connection caps.
     pub server: ServerConfig,
+    /// What `/v2/health/ready` requires.
+    pub readiness: ReadinessConfig,
 }
 
 impl Default for AgentConfig {
@@ -46,7 +48,26 @@ impl Default for AgentConfig {
             ort_library: None,
             functions: FunctionsConfig::default(),
             server: ServerConfig::default(),
+            readiness: ReadinessConfig::default(),
         }
+    }
+}
+
+/// What `/v2/health/ready` requires (`[readiness]`), like Triton's `--strict-readiness`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadinessConfig {
+    /// Not ready (503, naming the models and why) while a model the agent was to serve failed
+    /// to load: the active version of a pushed model (reloaded at start), or the newest
+    /// version of a `--model-dir` model (or the model, when its `config.toml` is invalid or
+    /// it has no version). With `false`, readiness ignores failed models (200; the body still
+    /// lists them). Default `true`; `EDGE_AGENT__READINESS__STRICT`, `--strict-readiness`.
+    pub strict: bool,
+}
+
+impl Default for ReadinessConfig {
+    fn default() -> Self {
+        Self { strict: true }
     }
 }
 
@@ -445,6 +466,18 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert!(config.auth.dev_open);
         assert_eq!(config.limits.inference_threads, 3);
+    }
+
+    #[test]
+    fn readiness_is_strict_unless_the_file_or_the_environment_says_otherwise() {
+        assert!(AgentConfig::default().readiness.strict);
+        let config = AgentConfig::load_str("[readiness]\nstrict = false\n").unwrap();
+        assert!(!config.readiness.strict);
+        let env = [(
+            "EDGE_AGENT__READINESS__STRICT".to_owned(),
+            "false".to_owned(),
+        )];
+        assert!(!AgentConfig::load(None, env).unwrap().readiness.strict);
     }
 
     #[test]

@@ -37,8 +37,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{
-    AgentConfig, AuthConfig, FunctionsConfig, LimitsConfig, LogFormat, Role, ServerConfig,
-    TokenConfig,
+    AgentConfig, AuthConfig, FunctionsConfig, LimitsConfig, LogFormat, ReadinessConfig, Role,
+    ServerConfig, TokenConfig,
 };
 pub use http::{app, hash_token, route_table, ApiError, AppState, Auth, Verb};
 pub use inference;

@@ -47,6 +47,10 @@ struct ServeArgs {
     /// optional <DIR>/<model>/config.toml.
     #[arg(long, value_name = "DIR", help_heading = "Server")]
     model_dir: Option<PathBuf>,
+    /// Whether /v2/health/ready is 503 while a model the agent was to serve failed to load
+    /// (readiness.strict) [default: true].
+    #[arg(long, value_name = "BOOL", help_heading = "Server")]
+    strict_readiness: Option<bool>,
     /// Serve every route without authentication. Local development only.
     #[arg(long, help_heading = "Security")]
     dev_open: bool,
@@ -101,6 +105,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.model_dir.is_some() {
         config.model_dir = args.model_dir;
+    }
+    if let Some(strict) = args.strict_readiness {
+        config.readiness.strict = strict;
     }
     if args.dev_open {
         config.auth.dev_open = true;

@@ -14,15 +14,28 @@ pub async fn live() -> Json<Value> {
     Json(json!({ "live": true }))
 }
 
-/// `GET /v2/health/ready`: models are loaded and the agent is not shutting down.
+/// `GET /v2/health/ready`: the agent is not shutting down and, with `readiness.strict` (the
+/// default), no model fails its requests because a load failed (its active version, or the
+/// model-dir model as a whole: see [`crate::service::Repository::unready`]). The body says
+/// which models failed and why (`unavailable`), also when strictness is off and the answer is
+/// 200.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let ready = state.ready.load(Ordering::Acquire);
+    let serving = state.ready.load(Ordering::Acquire);
+    let unavailable = state.repo.unready();
+    let ready = serving && (unavailable.is_empty() || !state.config.readiness.strict);
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({ "ready": ready })))
+    let mut body = json!({ "ready": ready });
+    if !serving {
+        body["reason"] = json!("shutting down");
+    }
+    if !unavailable.is_empty() {
+        body["unavailable"] = json!(unavailable);
+    }
+    (status, Json(body))
 }
 
 /// `GET /v2`: server metadata.

@@ -11,6 +11,7 @@ mod health;
 mod inference;
 mod models;
 mod observability;
+mod repository;
 mod routes;
 mod service_errors;
 

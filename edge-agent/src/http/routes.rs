@@ -7,7 +7,7 @@
 use axum::handler::Handler;
 use axum::routing::{any, delete, get, post, put, MethodRouter};
 
-use super::{functions, health, inference, models, observability, AppState};
+use super::{functions, health, inference, models, observability, repository, AppState};
 
 /// Who may call a route, and which body limit applies: each group is one sub-router with its
 /// own layers.
@@ -111,6 +111,7 @@ pub fn table() -> Vec<Route> {
             "/v2/models/{model}/versions/{version}/infer",
             inference::infer_version,
         ),
+        route(Infer, Post, "/v2/repository/index", repository::index),
         route(Infer, Get, "/v1/models", models::list),
         route(Infer, Get, "/v1/models/{model}", models::get),
         route(

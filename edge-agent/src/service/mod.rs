@@ -21,5 +21,5 @@ pub use manifest::{FunctionManifest, FunctionRoute};
 pub use memory::{MemoryError, RequestMemory, Reservation};
 pub use models::{ModelSource, ModelSummary, PushRequest, Repository, VersionSummary};
 pub use pool::InferencePool;
-pub use registry::{validate_name, Conflict, Rejection, RepositoryError};
+pub use registry::{validate_name, Conflict, Rejection, RepositoryError, Unready};
 pub use runner::LoadedModel;

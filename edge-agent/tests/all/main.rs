@@ -21,6 +21,7 @@ mod model_rules;
 mod no_phone_home;
 mod observability;
 mod process;
+mod readiness;
 mod repository;
 mod routes;
 mod support;

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use self::load::ModelHooks;
 use super::pool::InferencePool;
-use super::registry::{Listing, NewVersion, Registry, RepositoryError};
+use super::registry::{Listing, NewVersion, Registry, RepositoryError, Unready};
 use super::runner::LoadedModel;
 use crate::metrics::Metrics;
 use crate::model_config::ModelConfig;
@@ -70,6 +70,9 @@ pub struct VersionSummary {
     /// Why it runs on its fallback engine: the engine tried first (`from`) and its error
     /// (`reason`); `null` when the first engine loaded it.
     pub fallback: Option<Fallback>,
+    /// Why it is not loaded: the load error (absent when it is ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A model as the API shows it.
@@ -81,6 +84,10 @@ pub struct ModelSummary {
     pub source: ModelSource,
     /// The version requests without a version go to.
     pub active_version: Option<u64>,
+    /// Why requests without a version cannot be served: the active version's load error, or
+    /// what is wrong with the model as a whole (absent when it serves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Its versions, oldest first.
     pub versions: Vec<VersionSummary>,
 }
@@ -95,6 +102,7 @@ impl From<Listing<ModelConfig>> for ModelSummary {
                 ModelSource::Repository
             },
             active_version: l.active,
+            reason: l.reason,
             versions: l
                 .versions
                 .into_iter()
@@ -107,6 +115,7 @@ impl From<Listing<ModelConfig>> for ModelSummary {
                     ready: v.ready,
                     backend: None,
                     fallback: None,
+                    reason: v.reason,
                 })
                 .collect(),
         }
@@ -121,8 +130,9 @@ pub struct Repository {
 
 impl Repository {
     /// Opens the repository: reloads every stored version, then the read-only `model_dir`.
-    /// A stored version that no longer loads (say, ONNX Runtime is gone) is logged and left
-    /// unloaded; it stays stored.
+    /// A version that does not load (a stored one when, say, ONNX Runtime is gone; a
+    /// model-dir one with bad bytes or an invalid `config.toml`) is logged and left unloaded
+    /// with its reason (see [`Self::unready`]); a stored one stays stored.
     pub async fn open(
         store: Arc<dyn VersionStore>,
         blobs: BlobStore,
@@ -220,6 +230,13 @@ impl Repository {
     /// Deletes a model and every version.
     pub async fn delete_model(&self, name: &str) -> Result<(), RepositoryError> {
         self.registry.delete(name).await
+    }
+
+    /// Models whose requests without a version fail because a load failed (their active
+    /// version, or the model as a whole), by name: what readiness reports. A failed version
+    /// that is not active is listed in [`Self::summaries`] with its reason, but not here.
+    pub fn unready(&self) -> Vec<Unready> {
+        self.registry.unready()
     }
 
     /// Loaded model versions.

@@ -18,8 +18,11 @@ pub enum RepositoryError {
         version: Option<u64>,
     },
     /// The entry exists but cannot serve: no version is active (`version` is `None`), or the
-    /// version asked for (or the active one) is stored but not loaded.
-    #[error("{kind} `{name}` has no {}", .version.map_or_else(|| "active version".to_owned(), |v| format!("ready version {v}")))]
+    /// version asked for (or the active one) is stored but not loaded; `reason` is why, when
+    /// it failed to load.
+    #[error("{kind} `{name}` has no {}{}",
+        .version.map_or_else(|| "active version".to_owned(), |v| format!("ready version {v}")),
+        .reason.as_ref().map_or_else(String::new, |r| format!(": {r}")))]
     NotReady {
         /// What was asked for.
         kind: Kind,
@@ -27,6 +30,8 @@ pub enum RepositoryError {
         name: String,
         /// The version that is not loaded.
         version: Option<u64>,
+        /// Why it did not load, if it failed to.
+        reason: Option<String>,
     },
     /// The change contradicts the current state; nothing changed.
     #[error("{}", conflict.describe(*.kind, .name))]
@@ -244,11 +249,19 @@ mod tests {
                 kind: Kind::Model,
                 name: "m".into(),
                 version: None,
+                reason: None,
             },
             RepositoryError::NotReady {
                 kind: Kind::Function,
                 name: "f".into(),
                 version: Some(2),
+                reason: None,
+            },
+            RepositoryError::NotReady {
+                kind: Kind::Model,
+                name: "m".into(),
+                version: Some(1),
+                reason: Some("bad bytes".into()),
             },
             RepositoryError::Conflict {
                 kind: Kind::Model,
@@ -273,6 +286,7 @@ mod tests {
                 "model `m` has no version 3",
                 "model `m` has no active version",
                 "function `f` has no ready version 2",
+                "model `m` has no ready version 1: bad bytes",
                 "model `m` comes from the read-only --model-dir; change it there",
                 "route prefix `/a` (host `h`) is already served by function `g`",
             ]

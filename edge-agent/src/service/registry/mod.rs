@@ -9,6 +9,7 @@
 //! the old. Changes are serialized by one lock per registry.
 
 mod error;
+mod failures;
 mod mutate;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use error::{validate_name, Conflict, Rejection, RepositoryError};
+pub(crate) use failures::reason as load_failure_reason;
+pub use failures::Unready;
 pub(crate) use mutate::NewVersion;
 
 use crate::storage::{BlobStore, Kind, VersionRecord, VersionStore};
@@ -74,6 +77,11 @@ pub(crate) trait Hooks: Send + Sync + 'static {
 struct Entry<K: Hooks> {
     active: Option<u64>,
     loaded: BTreeMap<u64, Arc<K::Loaded>>,
+    /// Why versions that were to load did not: the load error's text, by version.
+    failed: BTreeMap<u64, String>,
+    /// Why the entry as a whole cannot serve (a `--model-dir` model without a version, or
+    /// with an invalid config).
+    problem: Option<String>,
     /// The versions of an entry that is not in the store (a `--model-dir` model): read-only.
     read_only: Option<Vec<(VersionRecord, K::Config)>>,
 }
@@ -83,6 +91,8 @@ impl<K: Hooks> Entry<K> {
         Self {
             active,
             loaded: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            problem: None,
             read_only: None,
         }
     }
@@ -101,6 +111,8 @@ pub(crate) struct Listing<C> {
     pub read_only: bool,
     /// The version requests go to.
     pub active: Option<u64>,
+    /// Why requests without a version cannot be served, if they cannot.
+    pub reason: Option<String>,
     /// Its versions.
     pub versions: Vec<ListedVersion<C>>,
 }
@@ -113,6 +125,23 @@ pub(crate) struct ListedVersion<C> {
     pub config: C,
     /// Whether it is loaded and can serve.
     pub ready: bool,
+    /// Why it is not loaded (the load error), if it is not.
+    pub reason: Option<String>,
+}
+
+/// An entry that is not in the store (a `--model-dir` model), with what loaded and what
+/// did not.
+pub(crate) struct ReadOnly<K: Hooks> {
+    /// The version requests go to.
+    pub active: Option<u64>,
+    /// Every version found, loaded or not.
+    pub versions: Vec<(VersionRecord, K::Config)>,
+    /// The versions that loaded.
+    pub loaded: BTreeMap<u64, Arc<K::Loaded>>,
+    /// Why the others did not, by version.
+    pub failed: BTreeMap<u64, String>,
+    /// Why the entry as a whole cannot serve, if it cannot.
+    pub problem: Option<String>,
 }
 
 /// Stored and loaded versions of one kind of artifact.
@@ -126,7 +155,8 @@ pub(crate) struct Registry<K: Hooks> {
 
 impl<K: Hooks> Registry<K> {
     /// Opens the registry and loads every stored version. A version that no longer loads
-    /// (say, ONNX Runtime is gone) is logged and left unloaded; it stays stored.
+    /// (say, ONNX Runtime is gone) is logged, left unloaded with the reason recorded (see
+    /// [`Self::unready`]); it stays stored.
     pub async fn open(
         store: Arc<dyn VersionStore>,
         blobs: BlobStore,
@@ -147,13 +177,16 @@ impl<K: Hooks> Registry<K> {
                         registry.hooks.loaded(&record.name, &loaded);
                         entry.loaded.insert(v.version, loaded);
                     }
-                    Err(e) => tracing::error!(
-                        kind = %K::KIND,
-                        name = %record.name,
-                        version = v.version,
-                        error = %inference::error_chain(&e),
-                        "stored version failed to load"
-                    ),
+                    Err(e) => {
+                        tracing::error!(
+                            kind = %K::KIND,
+                            name = %record.name,
+                            version = v.version,
+                            error = %inference::error_chain(&e),
+                            "stored version failed to load"
+                        );
+                        entry.failed.insert(v.version, failures::reason(&e));
+                    }
                 }
             }
             registry.write().insert(record.name, entry);
@@ -202,17 +235,13 @@ impl<K: Hooks> Registry<K> {
     }
 
     /// Adds an entry that is not in the store and cannot change (a `--model-dir` model).
-    pub fn insert_read_only(
-        &self,
-        name: String,
-        active: Option<u64>,
-        versions: Vec<(VersionRecord, K::Config)>,
-        loaded: BTreeMap<u64, Arc<K::Loaded>>,
-    ) {
+    pub fn insert_read_only(&self, name: String, entry: ReadOnly<K>) {
         let entry = Entry {
-            active,
-            loaded,
-            read_only: Some(versions),
+            active: entry.active,
+            loaded: entry.loaded,
+            failed: entry.failed,
+            problem: entry.problem,
+            read_only: Some(entry.versions),
         };
         self.write().insert(name, entry);
         self.loaded_changed();
@@ -235,10 +264,14 @@ impl<K: Hooks> Registry<K> {
             name: name.to_owned(),
             version: None,
         })?;
-        let not_ready = |version| RepositoryError::NotReady {
+        let not_ready = |version: Option<u64>| RepositoryError::NotReady {
             kind: K::KIND,
             name: name.to_owned(),
             version,
+            reason: version
+                .and_then(|v| entry.failed.get(&v))
+                .or(entry.problem.as_ref())
+                .cloned(),
         };
         let v = version.or(entry.active).ok_or_else(|| not_ready(None))?;
         entry
@@ -272,26 +305,39 @@ impl<K: Hooks> Registry<K> {
 
     /// One entry with its versions.
     pub fn listing(&self, name: &str) -> Result<Listing<K::Config>, RepositoryError> {
-        let (loaded, read_only) = {
+        let (loaded, failed, problem, read_only) = {
             let entries = self.read();
             match entries.get(name) {
                 Some(e) => (
                     e.loaded.keys().copied().collect::<Vec<_>>(),
+                    e.failed.clone(),
+                    e.problem.clone(),
                     e.read_only.clone().map(|v| (e.active, v)),
                 ),
-                None => (Vec::new(), None),
+                None => (Vec::new(), BTreeMap::new(), None, None),
             }
         };
-        let listed = |record: VersionRecord, config| ListedVersion {
-            ready: loaded.contains(&record.version),
-            record,
-            config,
+        let listed = |record: VersionRecord, config| {
+            let ready = loaded.contains(&record.version);
+            ListedVersion {
+                ready,
+                reason: if ready {
+                    None
+                } else {
+                    failed.get(&record.version).cloned()
+                },
+                record,
+                config,
+            }
         };
+        let reason =
+            |active: Option<u64>| failures::entry_reason(&loaded, &failed, &problem, active);
         if let Some((active, versions)) = read_only {
             return Ok(Listing {
                 name: name.to_owned(),
                 read_only: true,
                 active,
+                reason: reason(active),
                 versions: versions.into_iter().map(|(r, c)| listed(r, c)).collect(),
             });
         }
@@ -300,6 +346,7 @@ impl<K: Hooks> Registry<K> {
             name: record.name,
             read_only: false,
             active: record.active_version,
+            reason: reason(record.active_version),
             versions: record
                 .versions
                 .into_iter()

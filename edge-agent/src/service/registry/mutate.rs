@@ -194,6 +194,7 @@ impl<K: Hooks> Registry<K> {
         let record = self.store.delete_version(name, version)?;
         if let Some(e) = self.write().get_mut(name) {
             e.loaded.remove(&version);
+            e.failed.remove(&version);
         }
         self.drop_blob_if_unused(&record.sha256);
         self.loaded_changed();

@@ -291,7 +291,10 @@ async fn a_reopen_reloads_what_loads_and_lists_the_rest() {
             ..
         }
     ));
-    assert_eq!(err.to_string(), "function `a` has no ready version 2");
+    assert_eq!(
+        err.to_string(),
+        "function `a` has no ready version 2: refused"
+    );
     let listing = r.listing("a").unwrap();
     assert_eq!(
         listing
@@ -321,9 +324,13 @@ async fn read_only_entries_serve_and_refuse_every_change() {
     });
     r.insert_read_only(
         "m".into(),
-        Some(3),
-        vec![(record, Cfg::default())],
-        [(3, text)].into(),
+        ReadOnly {
+            active: Some(3),
+            versions: vec![(record, Cfg::default())],
+            loaded: [(3, text)].into(),
+            failed: BTreeMap::new(),
+            problem: None,
+        },
     );
     assert_eq!(serving(&r, "m"), 3);
     let listing = r.listing("m").unwrap();
@@ -345,4 +352,84 @@ async fn read_only_entries_serve_and_refuse_every_change() {
     assert!(read_only(r.delete_version("m", 3).await.unwrap_err()));
     assert!(read_only(r.delete("m").await.unwrap_err()));
     assert_eq!(serving(&r, "m"), 3);
+}
+
+/// A stored version that fails to load at start is listed with its reason; it makes the entry
+/// unready only while it is active, and activating another version, or deleting it, clears
+/// that.
+#[tokio::test]
+async fn a_version_that_failed_to_load_is_unready_while_active_until_replaced_or_deleted() {
+    let setup = Setup::new();
+    {
+        let r = setup.open(Fake::default()).await;
+        r.add(new("a", None, b"one", None)).await.unwrap();
+        r.add(new("a", None, b"two", None)).await.unwrap();
+        r.add(new("b", None, b"b1", None)).await.unwrap();
+    }
+    let r = setup
+        .open(Fake {
+            refuse: Some(2),
+            ..Fake::default()
+        })
+        .await;
+    let failed = Unready {
+        name: "a".into(),
+        version: Some(2),
+        reason: "refused".into(),
+    };
+    assert_eq!(r.unready(), std::slice::from_ref(&failed));
+    let listing = r.listing("a").unwrap();
+    assert_eq!(listing.reason.as_deref(), Some("refused"));
+    let reasons: Vec<_> = listing
+        .versions
+        .iter()
+        .map(|v| (v.record.version, v.ready, v.reason.clone()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [(1, true, None), (2, false, Some("refused".to_owned()))]
+    );
+    let err = r.resolve("a", None).unwrap_err();
+    assert!(err.to_string().ends_with("version 2: refused"), "{err}");
+
+    r.activate("a", 1).await.unwrap();
+    assert_eq!(r.unready(), [], "the failed version no longer serves");
+    assert_eq!(r.listing("a").unwrap().reason, None);
+    assert_eq!(
+        r.listing("a").unwrap().versions[1].reason.as_deref(),
+        Some("refused"),
+        "it is still listed as failed"
+    );
+    r.activate("a", 2).await.unwrap();
+    assert_eq!(r.unready(), [failed]);
+    r.rollback("a").await.unwrap();
+    r.delete_version("a", 2).await.unwrap();
+    assert_eq!(r.unready(), []);
+    assert!(r.listing("a").unwrap().versions.iter().all(|v| v.ready));
+}
+
+#[tokio::test]
+async fn a_read_only_entry_with_a_problem_is_unready_with_it() {
+    let setup = Setup::new();
+    let r = setup.open(Fake::default()).await;
+    r.insert_read_only(
+        "m".into(),
+        ReadOnly {
+            active: None,
+            versions: Vec::new(),
+            loaded: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            problem: Some("no version".into()),
+        },
+    );
+    assert_eq!(
+        r.unready(),
+        [Unready {
+            name: "m".into(),
+            version: None,
+            reason: "no version".into(),
+        }]
+    );
+    let err = r.resolve("m", None).unwrap_err().to_string();
+    assert_eq!(err, "function `m` has no active version: no version");
 }
