@@ -26,7 +26,8 @@ pub struct AgentConfig {
     pub auth: AuthConfig,
     /// Limits that protect the agent.
     pub limits: LimitsConfig,
-    /// Path of libonnxruntime for models on the `ort` backend (else `ORT_DYLIB_PATH`).
+    /// Path of libonnxruntime for models on `ort`, `auto-ort` and the fallback of `auto` (else
+    /// `ORT_DYLIB_PATH`).
     pub ort_library: Option<PathBuf>,
     /// Edge functions (WebAssembly guests).
     pub functions: FunctionsConfig,

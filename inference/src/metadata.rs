@@ -363,6 +363,39 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_are_the_names_exporters_write_for_unknown() {
+        for p in [
+            "",
+            " ",
+            "?",
+            "-1",
+            "0",
+            "unk__0",
+            "unk__214",
+            "DynamicDimension.0",
+            "p2o.DynamicDimension.12",
+        ] {
+            assert!(Dim::is_placeholder(p), "{p:?}");
+            assert_eq!(Dim::from_param(p), Dim::Unknown, "{p:?}");
+        }
+        for name in [
+            "N",
+            "batch",
+            "batch_size",
+            "s0",
+            "x_dynamic_axes_1",
+            "unk__",
+            "unk__x",
+            "DynamicDimension.",
+            "DynamicDimension.a",
+            "??",
+        ] {
+            assert!(!Dim::is_placeholder(name), "{name:?}");
+            assert_eq!(Dim::from_param(name), Dim::Symbolic(name.into()));
+        }
+    }
+
+    #[test]
     fn display_uses_symbols_and_question_marks() {
         let info = TensorInfo {
             name: "x".into(),

@@ -15,7 +15,7 @@ use crate::storage::Kind;
 
 /// The model side of the registry.
 pub(crate) struct ModelHooks {
-    /// The ONNX Runtime library for models on the `ort` backend.
+    /// The ONNX Runtime library for models on `ort`, and for the fallback of `auto`.
     pub ort_library: Option<PathBuf>,
     /// Where inference computes.
     pub pool: InferencePool,
