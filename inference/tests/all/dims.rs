@@ -162,7 +162,6 @@ fn placeholder_dims_take_any_size_and_named_dims_tie_on_ort() {
 /// issue 12): before that, tract reads `?` as one symbol and refuses `[2, 3]` for `[?, ?]`.
 /// The lead enables it once both branches are merged.
 #[test]
-#[ignore = "enable after merging i12-tract (tract loads placeholder dims as fresh symbols)"]
 fn placeholder_dims_take_any_size_and_named_dims_tie_on_tract() {
     check_dims_on(&LoadOptions::new(BackendKind::Tract));
 }

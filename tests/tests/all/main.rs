@@ -1,3 +1,4 @@
 //! Cross-crate integration tests, one module per topic.
 
 mod conformance;
+mod real_models;
