@@ -5,7 +5,8 @@
 //! - `real_models`: third-party models from PyPI wheels and the ONNX wheel's model cases on
 //!   every backend, against python onnxruntime's outputs, with floors; the case reader and
 //!   comparison are [`real_models`], and the measured table is
-//!   [`real_models_table`], printed by `benches/src/bin/real-models.rs`.
+//!   [`real_models_table`], printed by `tests/src/bin/real-models.rs`.
 
+pub mod real_model_setups;
 pub mod real_models;
 pub mod real_models_table;

@@ -1,13 +1,14 @@
 //! The real-model table: for each third-party model of the real-model set and each backend,
 //! whether it loads, the largest difference from python onnxruntime's outputs, and the median
-//! latency of one `Model::run`. Printed by `benches/src/bin/real-models.rs` (release build) and
+//! latency of one `Model::run`. Printed by `tests/src/bin/real-models.rs` (release build) and
 //! by the ignored test `real_models_table` (the test build).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use inference::{BackendKind, LoadOptions, Model};
+use inference::Model;
 
+use crate::real_model_setups::{prepare, Setup};
 use crate::real_models::{check, first_line, read_data_sets, Index};
 
 /// How to measure.
@@ -17,8 +18,8 @@ pub struct TableOptions {
     pub runs: usize,
     /// Untimed runs before them.
     pub warm_up: usize,
-    /// The backends, one row each per model.
-    pub backends: Vec<BackendKind>,
+    /// The setups, one row each per model.
+    pub setups: Vec<Setup>,
 }
 
 fn millis(d: Duration) -> String {
@@ -49,14 +50,14 @@ pub fn table(root: &Path, options: &TableOptions) -> Result<String, String> {
             .map(|s| format!("{s:?}"))
             .unwrap_or_default();
         shapes.push_str(&format!("- {}: {first_shapes}\n", m.name));
-        for &backend in &options.backends {
+        for &setup in &options.setups {
             let mut row = |loads: &str, error: &str, p50: &str| {
                 out.push_str(&format!(
-                    "| {} | {} | {backend} | {loads} | {error} | {p50} |\n",
+                    "| {} | {} | {setup} | {loads} | {error} | {p50} |\n",
                     m.name, m.package
                 ));
             };
-            let load = LoadOptions::new(backend).with_intra_op_threads(1);
+            let (load, sets) = prepare(setup, &setup.options(None), &sets);
             let model = match Model::load(bytes.clone(), &load) {
                 Ok(model) => model,
                 Err(e) => {
@@ -64,6 +65,12 @@ pub fn table(root: &Path, options: &TableOptions) -> Result<String, String> {
                     continue;
                 }
             };
+            let loads = if setup == Setup::Auto {
+                format!("yes, on {}", model.backend())
+            } else {
+                "yes".to_owned()
+            };
+            let loads = loads.as_str();
             let outcome = check(&model, &sets, m.rtol, m.atol);
             let error = match (outcome.max_abs_error, outcome.why.as_str()) {
                 (Some(e), "") => format!("{e:.1e}"),
@@ -71,24 +78,24 @@ pub fn table(root: &Path, options: &TableOptions) -> Result<String, String> {
                 (None, why) => format!("- ({why})"),
             };
             let Some(first) = sets.first() else {
-                row("yes", &error, "-");
+                row(loads, &error, "-");
                 continue;
             };
             let run = || model.run(first.inputs.iter().map(|(n, t)| (n.clone(), t.clone())));
             if run().is_err() {
-                row("yes", &error, "-");
+                row(loads, &error, "-");
                 continue;
             }
             let mut times = Vec::with_capacity(options.runs);
             for i in 0..options.warm_up + options.runs.max(1) {
                 let start = Instant::now();
-                run().map_err(|e| format!("{} on {backend}: {e}", m.name))?;
+                run().map_err(|e| format!("{} on {setup}: {e}", m.name))?;
                 if i >= options.warm_up {
                     times.push(start.elapsed());
                 }
             }
             times.sort();
-            row("yes", &error, &millis(times[times.len() / 2]));
+            row(loads, &error, &millis(times[times.len() / 2]));
         }
     }
     out.push_str(&format!(

