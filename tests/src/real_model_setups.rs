@@ -114,7 +114,11 @@ pub fn prepare(
     };
     let served = shapes(first);
     options.input_shapes = served_shapes(first);
-    let fitting = sets.iter().filter(|s| shapes(s) == served).cloned().collect();
+    let fitting = sets
+        .iter()
+        .filter(|s| shapes(s) == served)
+        .cloned()
+        .collect();
     (options, fitting)
 }
 

@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use integration_tests::real_models::ENV;
 use integration_tests::real_model_setups::Setup;
+use integration_tests::real_models::ENV;
 use integration_tests::real_models_table::{table, TableOptions};
 
 fn parse_args() -> anyhow::Result<TableOptions> {

@@ -154,10 +154,7 @@ fn tally(
             count(Verdict::Failed),
             count(Verdict::Unsupported),
         );
-        let floor = floors
-            .iter()
-            .find(|(k, _)| k == setup)
-            .map_or(0, |f| f.1);
+        let floor = floors.iter().find(|(k, _)| k == setup).map_or(0, |f| f.1);
         writeln!(
             summary,
             "{what} {:>12}: {passed} passed, {failed} failed, {unsupported} unsupported of {} (floor {floor})",
@@ -178,8 +175,7 @@ fn tally(
             )
             .unwrap();
         }
-        let path =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{what}-{setup}.txt"));
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{what}-{setup}.txt"));
         std::fs::write(&path, report).unwrap();
         writeln!(summary, "  per-case report: {}", path.display()).unwrap();
         if passed < floor {
