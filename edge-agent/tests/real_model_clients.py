@@ -1,8 +1,8 @@
 """Drives a running edge agent that serves the real-model test set (third-party models from
 PyPI wheels, see tests/real_models/generate.py) with both official Python v2 clients, unchanged:
 Triton's tritonclient.http and KServe's InferenceRESTClient. For every model and every data set
-each client sends the inputs (binary data, and JSON data for the models whose tensors are small
-enough that JSON stays quick) and compares every output with python onnxruntime's reference
+each client sends the inputs and asks for the outputs as binary data and as JSON data (and the
+two mixes, where the tensors are small) and compares every output with python onnxruntime's reference
 (`output_<j>.pb`) within the model's rtol/atol. `GET /v1/models/<name>` must say the model is
 ready and which engine serves it.
 
@@ -25,10 +25,10 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from kserve.protocol.infer_type import RequestedOutput
 from onnx import load_tensor, numpy_helper
 
-# Above this many elements in one request's inputs or reference outputs, JSON data is skipped:
-# the detection and recognition models move megabytes of floats, and JSON is exercised on the
-# others.
-JSON_MAX_ELEMENTS = 50_000
+# Up to this many elements in a data set's inputs and reference outputs, every mix of binary
+# and JSON data (inputs x outputs) is sent; above it (the detection and recognition models move
+# megabytes of floats) only all-binary and all-JSON, to keep the test quick.
+MIXED_MAX_ELEMENTS = 50_000
 
 V2_DATATYPES = {
     np.dtype(np.bool_): "BOOL",
@@ -81,12 +81,17 @@ def compare(what: str, got: np.ndarray, want: np.ndarray, rtol: float, atol: flo
     return err
 
 
+def mode_name(binary_in: bool, binary_out: bool) -> str:
+    """`bin>json`: binary inputs, JSON outputs."""
+    return f"{'bin' if binary_in else 'json'}>{'bin' if binary_out else 'json'}"
+
+
 def modes(inputs: dict, outputs: dict) -> list:
     """The (binary in, binary out) pairs a data set is sent with."""
     elements = sum(a.size for a in inputs.values()) + sum(a.size for a in outputs.values())
-    if elements <= JSON_MAX_ELEMENTS:
-        return [(True, True), (False, False)]
-    return [(True, True)]
+    if elements <= MIXED_MAX_ELEMENTS:
+        return [(True, True), (False, False), (True, False), (False, True)]
+    return [(True, True), (False, False)]
 
 
 def model_info(url: str, token: str, name: str) -> str:
@@ -111,7 +116,7 @@ def check_triton(client, token: str, model: dict, sets: list) -> tuple:
     worst, used = 0.0, set()
     for set_name, inputs, outputs in sets:
         for binary_in, binary_out in modes(inputs, outputs):
-            used.add("binary" if binary_in else "json")
+            used.add(mode_name(binary_in, binary_out))
             infer_inputs = []
             for n, array in inputs.items():
                 inp = httpclient.InferInput(n, list(array.shape), v2_datatype(array))
@@ -121,7 +126,7 @@ def check_triton(client, token: str, model: dict, sets: list) -> tuple:
             # tritonclient writes Inference-Header-Content-Length into the dict it is given.
             result = client.infer(name, infer_inputs, outputs=requested, headers={"Authorization": f"Bearer {token}"})
             for n, want in outputs.items():
-                what = f"triton {set_name} {'binary' if binary_in else 'json'} `{n}`"
+                what = f"triton {set_name} {mode_name(binary_in, binary_out)} `{n}`"
                 worst = max(worst, compare(what, result.as_numpy(n), want, model["rtol"], model["atol"]))
     return worst, used
 
@@ -134,7 +139,7 @@ async def check_kserve(client, base: str, token: str, model: dict, sets: list) -
     worst, used = 0.0, set()
     for set_name, inputs, outputs in sets:
         for binary_in, binary_out in modes(inputs, outputs):
-            used.add("binary" if binary_in else "json")
+            used.add(mode_name(binary_in, binary_out))
             infer_inputs = []
             for n, array in inputs.items():
                 inp = InferInput(n, list(array.shape), v2_datatype(array))
@@ -146,7 +151,7 @@ async def check_kserve(client, base: str, token: str, model: dict, sets: list) -
             assert result.model_name == name, result.model_name
             got = {o.name: o.as_numpy() for o in result.outputs}
             for n, want in outputs.items():
-                what = f"kserve {set_name} {'binary' if binary_in else 'json'} `{n}`"
+                what = f"kserve {set_name} {mode_name(binary_in, binary_out)} `{n}`"
                 worst = max(worst, compare(what, got.get(n), want, model["rtol"], model["atol"]))
     return worst, used
 
@@ -179,7 +184,7 @@ async def run(url: str, token: str, cases: str, only: list) -> bool:
                         err, used = check_triton(triton, token, model, sets)
                     else:
                         err, used = await check_kserve(kserve, base, token, model, sets)
-                    parts.append(f"{label} ok (max err {err:.2g}; {'+'.join(sorted(used))})")
+                    parts.append(f"{label} ok (max err {err:.2g}; {' '.join(sorted(used))})")
                 except Exception as e:  # noqa: BLE001 - reported per model
                     all_ok = False
                     text = str(e).strip()
