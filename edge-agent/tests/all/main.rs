@@ -22,6 +22,7 @@ mod no_phone_home;
 mod observability;
 mod process;
 mod readiness;
+mod real_model_clients;
 mod repository;
 mod routes;
 mod support;
