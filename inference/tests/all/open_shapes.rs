@@ -243,3 +243,32 @@ fn a_tract_failure_names_the_node_its_operator_and_the_remedies() {
     // Every input is fully fixed: giving shapes would not help, so it is not suggested.
     assert!(!reason.contains("input_shapes"), "{reason}");
 }
+
+/// An input that an initializer shadows is a constant, not an input: the inputs after it keep
+/// their order (a `Sub` tells them apart).
+#[test]
+fn an_initializer_shadowed_input_does_not_shift_the_others() {
+    let w = inference::test_support::f32_initializer("w", &[2], &[10.0, 20.0]);
+    let bytes = model(
+        vec![
+            node("Sub", &["x", "z"], &["d"]),
+            node("Add", &["d", "w"], &["y"]),
+        ],
+        vec![
+            f32_info("w", Some(&[F(2)])),
+            f32_info("x", Some(&[U])),
+            f32_info("z", Some(&[U])),
+        ],
+        vec![f32_info("y", Some(&[U]))],
+        vec![w],
+    );
+    for options in backends("an_initializer_shadowed_input_does_not_shift_the_others") {
+        let model = Model::load(bytes.clone(), &options)
+            .unwrap_or_else(|e| panic!("{}: {e}", options.backend));
+        let x = Tensor::from_shape_vec(&[2], vec![5.0f32, 7.0]).unwrap();
+        let z = Tensor::from_shape_vec(&[2], vec![1.0f32, 2.0]).unwrap();
+        let out = model.run([("z", z), ("x", x)]).unwrap();
+        let expected = Tensor::from_shape_vec(&[2], vec![14.0f32, 25.0]).unwrap();
+        assert_eq!(out.get("y"), Some(&expected), "{}", options.backend);
+    }
+}
