@@ -109,6 +109,16 @@ def model_info(url: str, token: str, name: str) -> str:
     return engine
 
 
+def make_inputs(input_class, inputs: dict, binary: bool) -> list:
+    """The inputs as `input_class` objects (both clients' `InferInput` take the same calls)."""
+    made = []
+    for n, array in inputs.items():
+        inp = input_class(n, list(array.shape), v2_datatype(array))
+        inp.set_data_from_numpy(array, binary_data=binary)
+        made.append(inp)
+    return made
+
+
 def check_triton(client, token: str, model: dict, sets: list) -> tuple:
     """Infers every data set with tritonclient.http; returns (max error, modes used)."""
     name = model["name"]
@@ -117,11 +127,7 @@ def check_triton(client, token: str, model: dict, sets: list) -> tuple:
     for set_name, inputs, outputs in sets:
         for binary_in, binary_out in modes(inputs, outputs):
             used.add(mode_name(binary_in, binary_out))
-            infer_inputs = []
-            for n, array in inputs.items():
-                inp = httpclient.InferInput(n, list(array.shape), v2_datatype(array))
-                inp.set_data_from_numpy(array, binary_data=binary_in)
-                infer_inputs.append(inp)
+            infer_inputs = make_inputs(httpclient.InferInput, inputs, binary_in)
             requested = [httpclient.InferRequestedOutput(n, binary_data=binary_out) for n in outputs]
             # tritonclient writes Inference-Header-Content-Length into the dict it is given.
             result = client.infer(name, infer_inputs, outputs=requested, headers={"Authorization": f"Bearer {token}"})
@@ -140,11 +146,7 @@ async def check_kserve(client, base: str, token: str, model: dict, sets: list) -
     for set_name, inputs, outputs in sets:
         for binary_in, binary_out in modes(inputs, outputs):
             used.add(mode_name(binary_in, binary_out))
-            infer_inputs = []
-            for n, array in inputs.items():
-                inp = InferInput(n, list(array.shape), v2_datatype(array))
-                inp.set_data_from_numpy(array, binary_data=binary_in)
-                infer_inputs.append(inp)
+            infer_inputs = make_inputs(InferInput, inputs, binary_in)
             requested = [RequestedOutput(n, {"binary_data": binary_out}) for n in outputs]
             request = InferRequest(name, infer_inputs, request_id=f"{name}-{set_name}", request_outputs=requested)
             result = await client.infer(base, request, model_name=name, headers=dict(auth))

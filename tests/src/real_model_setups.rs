@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use inference::{BackendChoice, BackendKind, Dim, LoadOptions};
+use inference::{BackendChoice, Dim, LoadOptions};
 
 use crate::real_models::{evaluate, DataSet, Outcome, Verdict};
 
@@ -57,11 +57,6 @@ impl Setup {
         options.ort_library = ort.map(Into::into);
         options
     }
-
-    /// The engine tried first.
-    pub fn engine(self) -> BackendKind {
-        self.options(None).backend
-    }
 }
 
 impl fmt::Display for Setup {
@@ -85,7 +80,7 @@ impl std::str::FromStr for Setup {
 }
 
 /// `input_shapes` fixing every input at its shape in `set`.
-pub fn served_shapes(set: &DataSet) -> BTreeMap<String, Vec<Dim>> {
+fn served_shapes(set: &DataSet) -> BTreeMap<String, Vec<Dim>> {
     set.inputs
         .iter()
         .map(|(name, t)| {

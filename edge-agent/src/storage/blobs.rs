@@ -40,7 +40,7 @@ impl BlobStore {
 
     /// Stores the bytes durably and returns their hex SHA-256.
     pub fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
-        let sha = hex::encode(Sha256::digest(bytes));
+        let sha = sha256_hex(bytes);
         let path = self.path(&sha);
         if path.exists() {
             return Ok(sha);
@@ -61,7 +61,7 @@ impl BlobStore {
     pub fn get(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.path(sha256);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        if hex::encode(Sha256::digest(&bytes)) != sha256 {
+        if sha256_hex(&bytes) != sha256 {
             return Err(StoreError::Io {
                 path,
                 source: std::io::Error::new(
@@ -109,6 +109,11 @@ impl BlobStore {
             _ => Ok(()),
         }
     }
+}
+
+/// The hex SHA-256 of `bytes`: the name of a blob, and a version's `sha256`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]

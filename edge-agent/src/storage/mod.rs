@@ -7,7 +7,7 @@
 mod blobs;
 mod sqlite;
 
-pub use blobs::BlobStore;
+pub use blobs::{sha256_hex, BlobStore};
 pub use sqlite::{open_function_db, open_model_db, SqliteArtifactStore, SqliteVersionStore};
 
 /// What a registry holds; it names things in errors and logs.

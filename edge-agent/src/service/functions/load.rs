@@ -61,10 +61,7 @@ impl Hooks for FunctionHooks {
         wasm: Vec<u8>,
         manifest: FunctionManifest,
     ) -> Result<Arc<LoadedFunction>, RepositoryError> {
-        let sha256 = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&wasm))
-        };
+        let sha256 = crate::storage::sha256_hex(&wasm);
         let runtime = self.runtime.clone();
         let cache_dir = self.cache_dir.clone();
         let sha = sha256.clone();

@@ -121,13 +121,9 @@ async fn open_model(
         let bytes = std::fs::read(model_path.join(v.to_string()).join("model.onnx"));
         let record = VersionRecord {
             version: v,
-            sha256: bytes.as_ref().map_or_else(
-                |_| String::new(),
-                |b| {
-                    use sha2::Digest;
-                    hex::encode(sha2::Sha256::digest(b))
-                },
-            ),
+            sha256: bytes
+                .as_ref()
+                .map_or_else(|_| String::new(), |b| crate::storage::sha256_hex(b)),
             size: bytes.as_ref().map_or(0, |b| b.len() as u64),
             config_json: config_json.clone(),
             created_at: 0,

@@ -73,10 +73,7 @@ impl<K: Hooks> Registry<K> {
         self.hooks.validate(&new.config)?;
         let _guard = self.mutations.lock().await;
         self.ensure_mutable(&new.name)?;
-        let sha = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&new.bytes))
-        };
+        let sha = crate::storage::sha256_hex(&new.bytes);
         if let Some(declared) = &new.expected_sha256 {
             if !declared.eq_ignore_ascii_case(&sha) {
                 return Err(Rejection::ShaMismatch {

@@ -127,8 +127,7 @@ fn new(name: &str, version: Option<u64>, bytes: &[u8], group: Option<&str>) -> N
 }
 
 fn sha(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+    crate::storage::sha256_hex(bytes)
 }
 
 fn serving(r: &Registry<Fake>, name: &str) -> u64 {
