@@ -1,6 +1,12 @@
-//! Edge functions: warm per-request latency of `hello` and `classify-digits` over HTTP, the
-//! same model through OIP v2 `/infer`, and cold starts (a fresh deploy with its first call; a
-//! module loaded from its precompiled artifact as after a restart, then called).
+//! Edge functions: warm per-request latency of `hello` and `classify-digits` over HTTP, each
+//! next to its OIP v2 twin (`/v2/models/digits/infer` of the same digit), and cold starts (a
+//! fresh deploy with its first call; a module loaded from its precompiled artifact as after a
+//! restart, then called).
+//!
+//! After criterion's groups, `paired` measures each function against its twin interleaved in
+//! the same run (bursts of requests at 1, 4 and 16 concurrent clients, alternating ABBA) and
+//! prints the ratios, with the load average, so one command gives comparable figures on a
+//! machine that is not quiet.
 //!
 //! Run with `scripts/bench.sh functions` (builds the guests in `functions/` first).
 #![allow(
@@ -10,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use edge_agent::AgentConfig;
@@ -81,21 +88,37 @@ impl Agent {
     }
 
     fn post(&self, path: &str, body: Vec<u8>) -> Vec<u8> {
-        self.rt.block_on(async {
-            let r = self
-                .client
-                .post(format!("{}{path}", self.url))
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "{path}: {}", r.status());
-            r.bytes().await.unwrap().to_vec()
-        })
+        self.rt.block_on(post(&self.client, &self.url, path, body))
     }
 }
 
-fn warm(c: &mut Criterion) {
+async fn post(client: &reqwest::Client, url: &str, path: &str, body: Vec<u8>) -> Vec<u8> {
+    let r = client
+        .post(format!("{url}{path}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.bytes().await.unwrap().to_vec()
+}
+
+/// A request: a path and its body.
+#[derive(Clone)]
+struct Call {
+    path: &'static str,
+    body: Vec<u8>,
+}
+
+/// A function call and its OIP v2 twin.
+struct Pair {
+    name: &'static str,
+    function: Call,
+    twin: Call,
+}
+
+/// The agent with `digits` and both guests deployed, and the two pairs.
+fn setup() -> (Agent, [Pair; 2]) {
     let agent = Agent::start();
     let form = Form::new().part("model", Part::bytes(model_bytes("digits_mlp.onnx")));
     let r = agent.rt.block_on(
@@ -115,20 +138,46 @@ fn warm(c: &mut Criterion) {
     let (x, _) = digits("test");
     let pixels = &x[..64];
     let fn_body = json!({ "pixels": pixels }).to_string().into_bytes();
-    let oip_body =
-        json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": pixels}],
-                          "outputs": [{"name": "logits"}]})
+    let oip = Call {
+        path: "/v2/models/digits/infer",
+        body: json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": pixels}],
+                     "outputs": [{"name": "logits"}]})
         .to_string()
-        .into_bytes();
-    let mut group = c.benchmark_group("warm");
-    group.bench_function("hello", |b| b.iter(|| agent.post("/fn/hello", Vec::new())));
-    group.bench_function("classify-digits", |b| {
-        b.iter(|| agent.post("/fn/classify-digits", fn_body.clone()))
-    });
-    group.bench_function("oip-infer-digits", |b| {
-        b.iter(|| agent.post("/v2/models/digits/infer", oip_body.clone()))
-    });
-    group.finish();
+        .into_bytes(),
+    };
+    let pairs = [
+        Pair {
+            name: "hello",
+            function: Call {
+                path: "/fn/hello",
+                body: Vec::new(),
+            },
+            twin: oip.clone(),
+        },
+        Pair {
+            name: "classify-digits",
+            function: Call {
+                path: "/fn/classify-digits",
+                body: fn_body,
+            },
+            twin: oip,
+        },
+    ];
+    (agent, pairs)
+}
+
+fn warm(c: &mut Criterion) {
+    let (agent, pairs) = setup();
+    for pair in &pairs {
+        let mut group = c.benchmark_group(format!("warm-{}", pair.name));
+        group.bench_function("function", |b| {
+            b.iter(|| agent.post(pair.function.path, pair.function.body.clone()))
+        });
+        group.bench_function("v2-twin", |b| {
+            b.iter(|| agent.post(pair.twin.path, pair.twin.body.clone()))
+        });
+        group.finish();
+    }
 
     let mut group = c.benchmark_group("cold");
     group.sample_size(10);
@@ -150,6 +199,85 @@ fn warm(c: &mut Criterion) {
     group.finish();
 }
 
+/// Requests per burst (split over the clients), rounds per concurrency, and the concurrency
+/// levels of [`paired`]; `FN_PAIRED_ROUNDS` overrides the rounds.
+const BURST: usize = 400;
+const ROUNDS: usize = 20;
+const CONCURRENCY: [usize; 3] = [1, 4, 16];
+
+/// Mean time per request of a burst of [`BURST`] requests by `clients` concurrent clients
+/// (each sending its share one after the other): the burst's time × clients / requests.
+fn burst(agent: &Agent, call: &Call, clients: usize) -> Duration {
+    let started = Instant::now();
+    agent.rt.block_on(async {
+        let tasks: Vec<_> = (0..clients)
+            .map(|_| {
+                let (client, url, call) = (agent.client.clone(), agent.url.clone(), call.clone());
+                tokio::spawn(async move {
+                    for _ in 0..BURST / clients {
+                        post(&client, &url, call.path, call.body.clone()).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    started.elapsed() * clients as u32 / (BURST / clients * clients) as u32
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Each function against its OIP v2 twin, interleaved: per concurrency level, rounds of one
+/// burst each (ABBA order), then the medians and the median of the per-round ratios.
+fn paired(_: &mut Criterion) {
+    let rounds = std::env::var("FN_PAIRED_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
+    let (agent, pairs) = setup();
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("\npaired: function vs its /v2 twin, interleaved; {BURST} requests per burst, {rounds} rounds; loadavg {}", load().trim());
+    println!(
+        "{:<16} {:>7} {:>12} {:>12} {:>7}",
+        "function", "clients", "fn µs/req", "v2 µs/req", "fn/v2"
+    );
+    for clients in CONCURRENCY {
+        for pair in &pairs {
+            // Warm both paths at this concurrency first.
+            burst(&agent, &pair.function, clients);
+            burst(&agent, &pair.twin, clients);
+            let (mut f, mut v, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..rounds {
+                let (a, b) = if round % 2 == 0 {
+                    let a = burst(&agent, &pair.function, clients);
+                    (a, burst(&agent, &pair.twin, clients))
+                } else {
+                    let b = burst(&agent, &pair.twin, clients);
+                    (burst(&agent, &pair.function, clients), b)
+                };
+                let (a, b) = (a.as_secs_f64() * 1e6, b.as_secs_f64() * 1e6);
+                f.push(a);
+                v.push(b);
+                ratios.push(a / b);
+            }
+            println!(
+                "{:<16} {:>7} {:>12.1} {:>12.1} {:>7.3}",
+                pair.name,
+                clients,
+                median(f),
+                median(v),
+                median(ratios)
+            );
+        }
+    }
+    println!("loadavg after: {}", load().trim());
+}
+
 /// The digits MLP (tract) under the name `digits`.
 struct Digits(Arc<inference::Model>);
 
@@ -164,7 +292,7 @@ fn invocation(source: &Arc<Digits>, stdin: Vec<u8>) -> Invocation {
         function: "bench".into(),
         args: vec!["bench".into()],
         env: vec![("REQUEST_METHOD".into(), "POST".into())],
-        stdin,
+        stdin: stdin.into(),
         limits: GuestLimits {
             memory_mib: 64,
             timeout_ms: 1000,
@@ -223,5 +351,5 @@ fn restart(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, warm, restart);
+criterion_group!(benches, warm, restart, paired);
 criterion_main!(benches);

@@ -20,6 +20,10 @@ pub struct RuntimeConfig {
     pub max_stdout_bytes: usize,
     /// Most bytes a guest may write to stderr per call.
     pub max_stderr_bytes: usize,
+    /// Bytes of each linear memory (and table) the pooling allocator keeps resident when an
+    /// instance ends: reset with `memset` instead of `madvise`, so the next call on that slot
+    /// takes no page faults there. At most this times `max_instances` stays resident.
+    pub keep_resident_bytes: usize,
     /// Bounds on wasi-nn calls.
     pub nn: NnLimits,
 }
@@ -32,6 +36,7 @@ impl Default for RuntimeConfig {
             epoch_tick_ms: 5,
             max_stdout_bytes: 16 << 20,
             max_stderr_bytes: 1 << 20,
+            keep_resident_bytes: 1 << 20,
             nn: NnLimits {
                 max_tensor_bytes: 64 << 20,
                 max_model_bytes: 64 << 20,
@@ -72,8 +77,8 @@ pub struct Invocation {
     pub args: Vec<String>,
     /// The environment (nothing else is visible).
     pub env: Vec<(String, String)>,
-    /// stdin.
-    pub stdin: Vec<u8>,
+    /// stdin (shared, not copied: an HTTP request's body as it arrived).
+    pub stdin: bytes::Bytes,
     /// Its limits.
     pub limits: GuestLimits,
     /// What it may use.

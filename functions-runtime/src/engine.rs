@@ -49,7 +49,9 @@ impl WasmRuntime {
             .total_memories(config.max_instances)
             .total_tables(config.max_instances)
             .total_stacks(config.max_instances)
-            .max_memory_size(mib_to_bytes(config.max_memory_mib));
+            .max_memory_size(mib_to_bytes(config.max_memory_mib))
+            .linear_memory_keep_resident(config.keep_resident_bytes)
+            .table_keep_resident(config.keep_resident_bytes);
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
             .consume_fuel(true)

@@ -15,12 +15,14 @@ use crate::store::{CallStore, GuestState};
 
 impl WasmRuntime {
     /// Runs `_start` of a fresh instance in a fresh `Store`, with the call's deadline, fuel and
-    /// memory cap. Blocking: call it off the async reactor (e.g. in `spawn_blocking`).
+    /// memory cap, as a task of the current tokio runtime (it must have timers enabled).
     ///
-    /// The guest runs on this thread. The epoch deadline stops a guest that computes; a guest
-    /// that waits in the host (say, `poll_oneoff` on a clock) is dropped by a timer at the same
-    /// deadline plus two ticks.
-    pub fn invoke(
+    /// The guest runs on the polling thread, but never holds it for much more than one epoch
+    /// tick: at each tick it yields to the runtime, and once the call's deadline has passed it
+    /// traps, so a guest that computes is stopped at its deadline. A guest that waits in the
+    /// host (say, `poll_oneoff` on a clock, or a long wasi-nn `compute` on the blocking pool)
+    /// is dropped by a timer at the same deadline plus two ticks.
+    pub async fn call(
         &self,
         pre: &InstancePre<GuestState>,
         call: Invocation,
@@ -28,15 +30,23 @@ impl WasmRuntime {
         let (function, timeout_ms) = (call.function.clone(), call.limits.timeout_ms);
         let ticks = self.config().epoch_tick_ms.max(1).saturating_mul(2);
         let backstop = Duration::from_millis(timeout_ms.saturating_add(ticks));
-        let run = async move {
-            match tokio::time::timeout(backstop, self.invoke_async(pre, call)).await {
-                Ok(result) => result,
-                Err(_) => Err(InvokeError::Timeout {
-                    function,
-                    timeout_ms,
-                }),
-            }
-        };
+        match tokio::time::timeout(backstop, self.invoke_async(pre, call)).await {
+            Ok(result) => result,
+            Err(_) => Err(InvokeError::Timeout {
+                function,
+                timeout_ms,
+            }),
+        }
+    }
+
+    /// [`call`](Self::call), blocking this thread until it ends: for callers outside of an
+    /// async context (tests, benches, a blocking thread of a tokio runtime).
+    pub fn invoke(
+        &self,
+        pre: &InstancePre<GuestState>,
+        call: Invocation,
+    ) -> Result<Output, InvokeError> {
+        let run = self.call(pre, call);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => handle.block_on(run),
             Err(_) => timer_runtime().block_on(run),

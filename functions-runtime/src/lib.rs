@@ -31,7 +31,7 @@
 //!     function: "spin".into(),
 //!     args: vec!["spin".into()],
 //!     env: Vec::new(),
-//!     stdin: Vec::new(),
+//!     stdin: Default::default(),
 //!     limits: GuestLimits { memory_mib: 16, timeout_ms: 50, fuel: None },
 //!     grants: Grants { models: Vec::new().into(), allow_load: false, source: Arc::new(NoModels) },
 //! };

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -60,6 +60,7 @@ impl CallStore {
             .build_p1();
         let limits = call.limits;
         let cap_mib = limits.memory_mib.min(config.max_memory_mib);
+        let deadline = deadline_after(limits.timeout_ms);
         // What the wasi-nn host holds for the guest counts against the same cap as its
         // linear memory, so a guest cannot make the host hold more than it could itself.
         let nn = NnCtx::new(
@@ -68,7 +69,7 @@ impl CallStore {
             call.grants.source,
             config.nn,
             mib_to_bytes(cap_mib),
-            deadline_after(limits.timeout_ms),
+            deadline,
         );
         let mut store = Store::new(
             engine,
@@ -79,8 +80,17 @@ impl CallStore {
             },
         );
         store.limiter(|s| &mut s.limiter);
-        let tick = config.epoch_tick_ms.max(1);
-        store.set_epoch_deadline(limits.timeout_ms.div_ceil(tick).max(1));
+        // At every epoch tick the guest yields to the async runtime (so a guest that computes
+        // never holds a worker thread for more than a tick), and traps with
+        // `Trap::Interrupt` once the call's deadline has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         store
             .set_fuel(limits.fuel.unwrap_or(u64::MAX))
             .map_err(|e| InvokeError::Host {

@@ -13,6 +13,7 @@ mod nn_fuzz;
 mod nn_host_fuzz;
 mod nn_limits;
 mod output;
+mod scheduling;
 
 /// The nn_errno digits `nn_hostile.wat` must print, call by call.
 const NN_HOSTILE_EXPECTED: &str = include_str!("../tests/wat/nn_hostile.expected");
@@ -94,7 +95,7 @@ fn call_with(
             function: "t".into(),
             args: vec!["t".into()],
             env: vec![("GREETING".into(), "hi".into())],
-            stdin: b"ping".to_vec(),
+            stdin: bytes::Bytes::from_static(b"ping"),
             limits,
             grants: Grants {
                 models: grants.to_vec().into(),
@@ -312,7 +313,7 @@ fn artifacts_load_only_with_the_recorded_digest() {
                 function: "t".into(),
                 args: vec!["t".into()],
                 env: Vec::new(),
-                stdin: b"ping".to_vec(),
+                stdin: bytes::Bytes::from_static(b"ping"),
                 limits: LIMITS,
                 grants: Grants {
                     models: Vec::new().into(),

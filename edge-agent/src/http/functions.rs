@@ -206,7 +206,7 @@ async fn call(
             .unwrap_or_default(),
     };
     let tag = format!("{}/{}", function.name, function.version);
-    let result = state.functions.call(function, cgi, body.to_vec()).await?;
+    let result = state.functions.call(function, cgi, body).await?;
     let out = result.response;
     let mut response = Response::new(Body::from(out.body));
     *response.status_mut() = StatusCode::from_u16(out.status).unwrap_or(StatusCode::OK);

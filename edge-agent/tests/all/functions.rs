@@ -590,3 +590,29 @@ async fn a_busy_function_gets_503_while_the_agent_serves_others() {
     assert_eq!(slow.await.unwrap().unwrap().status(), 504);
     assert_eq!(get_text(&agent, "/fn/limits").await.0, 200);
 }
+
+/// Guests run on the agent's async runtime (here the test's single thread), yielding at every
+/// epoch tick: while a guest spins, other functions and the rest of the API still answer, and
+/// the spinner still ends at its deadline.
+#[tokio::test]
+async fn a_spinning_guest_does_not_starve_other_requests() {
+    let Some(hello) = guest("hello") else { return };
+    let agent = Agent::start().await;
+    let spin = r#"(module (memory (export "memory") 1) (func (export "_start") (loop br 0)))"#;
+    deploy_ok(&agent, "spin", spin.into(), json!({"timeout_ms": 3000})).await;
+    deploy_ok(&agent, "hello", hello, json!({})).await;
+    let request = agent
+        .client
+        .get(format!("{}/fn/spin", agent.url))
+        .bearer_auth(INFER)
+        .send();
+    let spinner = tokio::spawn(request);
+    agent.wait_for_in_flight(1).await;
+    assert_eq!(get_text(&agent, "/fn/hello").await.0, 200);
+    assert_eq!(get_text(&agent, "/v2/health/ready").await.0, 200);
+    assert!(
+        !spinner.is_finished(),
+        "the other calls completed only after the spinner's deadline"
+    );
+    assert_eq!(spinner.await.unwrap().unwrap().status(), 504);
+}

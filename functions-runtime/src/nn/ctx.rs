@@ -96,6 +96,11 @@ impl NnCtx {
         }
     }
 
+    /// The time left before the call's deadline (zero once it passed).
+    pub fn remaining(&self) -> std::time::Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
     /// Whether the call's deadline has passed.
     pub fn past_deadline(&self) -> bool {
         Instant::now() >= self.deadline

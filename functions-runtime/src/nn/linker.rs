@@ -1,8 +1,10 @@
 //! The host functions: the six calls defined on a [`Linker`], over any store data that can hand
-//! out its [`NnCtx`]. `load` and `compute` parse or run the model on tokio's blocking pool, so
-//! the call's deadline timer can end the call meanwhile.
+//! out its [`NnCtx`]. `load` parses the model on tokio's blocking pool, and so does `compute`
+//! unless the model's recent runs were short (then it runs inline), so the call's deadline
+//! timer can end the call while a long one runs.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use inference::{Model, Tensor};
 use wasmtime::{Caller, Extern, Linker};
@@ -10,6 +12,7 @@ use wasmtime::{Caller, Extern, Linker};
 use super::abi::{Code, NnErrno, MODULE};
 use super::calls;
 use super::ctx::{DeadlinePassed, NnCtx};
+use super::recent;
 
 /// Turns a code into the host call's result, or a [`DeadlinePassed`] trap when the deadline
 /// passed while the host was busy (a long `load` or `compute` that epoch interruption cannot
@@ -89,16 +92,31 @@ async fn load<T>(caller: &mut Caller<'_, T>, get: fn(&mut T) -> &mut NnCtx, args
     errno("load", result)
 }
 
-/// Runs the model off the guest's thread (on tokio's blocking pool), so that the call's
-/// deadline timer can end the call while it runs. A backend that panics on odd input must
-/// not take the host down with it: the panic stays in the blocking task.
+/// Runs the model: inline on the guest's thread when its recent runs were short and the
+/// deadline is far (see [`recent`]), else on tokio's blocking pool, so that the call's deadline
+/// timer can end the call while it runs. A backend that panics on odd input must not take the
+/// host down with it: the panic is caught either way.
 async fn run_model(
     model: Arc<Model>,
     inputs: Vec<(String, Tensor)>,
+    remaining: Duration,
 ) -> Result<Vec<Tensor>, NnErrno> {
-    let run = tokio::task::spawn_blocking(move || model.run(inputs)).await;
-    let outputs = run
-        .map_err(|_| {
+    let input_bytes = inputs.iter().map(|(_, t)| t.byte_len()).sum();
+    let run = move |model: Arc<Model>| {
+        let started = Instant::now();
+        let outputs = model.run(inputs);
+        recent::record(&model, input_bytes, started.elapsed());
+        outputs
+    };
+    let ran = if recent::inline(&model, input_bytes, remaining) {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run(model))).map_err(drop)
+    } else {
+        tokio::task::spawn_blocking(move || run(model))
+            .await
+            .map_err(drop)
+    };
+    let outputs = ran
+        .map_err(|()| {
             tracing::warn!("wasi-nn compute: the backend panicked");
             NnErrno::RuntimeError
         })?
@@ -115,8 +133,8 @@ async fn run_model(
     Ok(outputs.into_iter().map(|(_, t)| t).collect())
 }
 
-/// `compute(ctx)` as a host call: checks and copies under the store, runs the model on the
-/// blocking pool, then stores the outputs.
+/// `compute(ctx)` as a host call: checks and copies under the store, runs the model (inline
+/// or on the blocking pool, see [`run_model`]), then stores the outputs.
 async fn compute<T>(caller: &mut Caller<'_, T>, get: fn(&mut T) -> &mut NnCtx, ctx: i32) -> i32 {
     if !matches!(caller.get_export("memory"), Some(Extern::Memory(_))) {
         tracing::debug!(
@@ -125,8 +143,9 @@ async fn compute<T>(caller: &mut Caller<'_, T>, get: fn(&mut T) -> &mut NnCtx, c
         );
         return NnErrno::MissingMemory as i32;
     }
+    let remaining = get(caller.data_mut()).remaining();
     let result = match calls::prepare_compute(get(caller.data_mut()), ctx) {
-        Ok((model, inputs)) => match run_model(model, inputs).await {
+        Ok((model, inputs)) => match run_model(model, inputs, remaining).await {
             Ok(outputs) => calls::finish_compute(get(caller.data_mut()), ctx, outputs),
             Err(code) => Err(code),
         },

@@ -13,13 +13,15 @@
 //! - `memory`: bounds-checked guest memory access;
 //! - `ctx`: [`NnCtx`], the per-invocation state, and what it is made from;
 //! - `calls`: the six calls over guest memory and an [`NnCtx`];
-//! - `linker`: the host functions and [`add_to_linker`].
+//! - `linker`: the host functions and [`add_to_linker`];
+//! - `recent`: each model's last compute time, which decides whether the next one runs inline.
 
 mod abi;
 mod calls;
 mod ctx;
 mod linker;
 mod memory;
+mod recent;
 
 pub use abi::{NnErrno, MODULE};
 pub use ctx::{DeadlinePassed, GraphSource, ModelGrant, NnCtx, NnLimits};

@@ -54,7 +54,7 @@ async fn fuzz(seed: u64, at: &RefCell<String>) {
             function: "fuzz".into(),
             args: vec!["fuzz".into()],
             env: Vec::new(),
-            stdin: Vec::new(),
+            stdin: bytes::Bytes::new(),
             limits: GuestLimits {
                 memory_mib: 64,
                 timeout_ms: 600_000,

@@ -233,7 +233,7 @@ fn the_deadline_ends_a_call_while_its_compute_still_runs() {
                 function: "t".into(),
                 args: vec!["t".into()],
                 env: Vec::new(),
-                stdin: Vec::new(),
+                stdin: bytes::Bytes::new(),
                 limits: GuestLimits {
                     memory_mib: 100,
                     timeout_ms,

@@ -1,8 +1,14 @@
-//! Calling a function: admission against `max_instances`, a fresh instance on a blocking
-//! thread under the manifest's limits, then the CGI response; with its metrics and log line.
+//! Calling a function: admission against `max_instances`, a fresh instance run as part of the
+//! request's task under the manifest's limits (the guest yields at every epoch tick, so it
+//! never holds a worker thread for long), then the CGI response; with its metrics and log line.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use functions_runtime::wagi::{self, CgiRequest, CgiResponse};
 use functions_runtime::{GuestLimits, Invocation, InvokeError};
@@ -33,12 +39,12 @@ pub enum CallError {
 
 impl Functions {
     /// Runs the function on one request: admission (503 past `max_instances`), a fresh
-    /// instance on a blocking thread, then the CGI response.
+    /// instance run on this task, then the CGI response.
     pub async fn call(
         &self,
         function: Arc<LoadedFunction>,
         request: CgiRequest,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> Result<FunctionResponse, CallError> {
         let started = Instant::now();
         let name = function.name.clone();
@@ -76,7 +82,7 @@ impl Functions {
         &self,
         function: Arc<LoadedFunction>,
         request: CgiRequest,
-        body: Vec<u8>,
+        body: Bytes,
         started: Instant,
     ) -> Result<FunctionResponse, CallError> {
         let Ok(permit) = function.slots.clone().try_acquire_owned() else {
@@ -89,7 +95,7 @@ impl Functions {
             }
             .into());
         };
-        let runtime = self.registry.hooks().runtime.clone();
+        let runtime = &self.registry.hooks().runtime;
         let invocation = Invocation {
             function: function.name.clone(),
             args: vec![function.name.clone()],
@@ -102,16 +108,23 @@ impl Functions {
             },
             grants: function.grants.clone(),
         };
-        let name = function.name.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            runtime.invoke(&function.pre, invocation)
+        // A panic while the guest runs (a host call gone wrong) fails this call, as it did
+        // when calls ran on a blocking thread, instead of the connection's task.
+        let mut run = Box::pin(runtime.call(&function.pre, invocation));
+        let output = std::future::poll_fn(|cx| {
+            std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))).unwrap_or_else(
+                |_| {
+                    Poll::Ready(Err(InvokeError::Host {
+                        function: function.name.clone(),
+                        reason: "the call panicked".into(),
+                    }))
+                },
+            )
         })
-        .await
-        .map_err(|e| InvokeError::Host {
-            function: name,
-            reason: format!("the call's thread failed: {e}"),
-        })??;
+        .await;
+        drop(run);
+        drop(permit);
+        let output = output?;
         let response = wagi::parse_output(&output.stdout)?;
         Ok(FunctionResponse {
             response,
