@@ -88,7 +88,10 @@ impl CallStore {
             Ok(if Instant::now() >= deadline {
                 UpdateDeadline::Interrupt
             } else {
-                UpdateDeadline::Yield(1)
+                // tokio's `yield_now`, not a plain wake: the scheduler then polls its I/O
+                // driver before the guest resumes, so other connections make progress even
+                // on a runtime with one thread.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
         store

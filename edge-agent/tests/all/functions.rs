@@ -616,3 +616,4 @@ async fn a_spinning_guest_does_not_starve_other_requests() {
     );
     assert_eq!(spinner.await.unwrap().unwrap().status(), 504);
 }
+
