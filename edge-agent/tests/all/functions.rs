@@ -616,4 +616,3 @@ async fn a_spinning_guest_does_not_starve_other_requests() {
     );
     assert_eq!(spinner.await.unwrap().unwrap().status(), 504);
 }
-

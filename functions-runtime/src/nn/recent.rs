@@ -32,8 +32,7 @@ struct LastRun {
 
 /// The last run of every model seen, by the address of its allocation.
 fn table() -> std::sync::MutexGuard<'static, HashMap<usize, LastRun>> {
-    static TABLE: std::sync::OnceLock<Mutex<HashMap<usize, LastRun>>> =
-        std::sync::OnceLock::new();
+    static TABLE: std::sync::OnceLock<Mutex<HashMap<usize, LastRun>>> = std::sync::OnceLock::new();
     TABLE
         .get_or_init(Mutex::default)
         .lock()
@@ -89,7 +88,10 @@ mod tests {
         assert!(!inline(&model, 256, LONG), "never seen: the blocking pool");
         record(&model, 256, Duration::from_micros(20));
         assert!(inline(&model, 256, LONG));
-        assert!(inline(&model, 128, LONG), "smaller inputs: never scaled down");
+        assert!(
+            inline(&model, 128, LONG),
+            "smaller inputs: never scaled down"
+        );
         assert!(
             !inline(&model, 256 * 100, LONG),
             "100 times the inputs: predicted 2 ms"

@@ -82,7 +82,13 @@ fn more_spinners_than_threads_all_end_as_timeouts() {
         for s in spinners {
             let err = s.await.unwrap().unwrap_err();
             assert!(
-                matches!(err, InvokeError::Timeout { timeout_ms: 300, .. }),
+                matches!(
+                    err,
+                    InvokeError::Timeout {
+                        timeout_ms: 300,
+                        ..
+                    }
+                ),
                 "{err}"
             );
         }
