@@ -32,7 +32,7 @@ pub enum CallError {
 }
 
 impl Functions {
-    /// Runs the function on one request: admission (503 past `max_instances`), a fresh
+    /// Runs the function on one request: admission (queued past `max_instances`), a fresh
     /// instance on a blocking thread, then the CGI response.
     pub async fn call(
         &self,
@@ -79,16 +79,14 @@ impl Functions {
         body: Vec<u8>,
         started: Instant,
     ) -> Result<FunctionResponse, CallError> {
-        let Ok(permit) = function.slots.clone().try_acquire_owned() else {
-            return Err(InvokeError::Busy {
-                function: function.name.clone(),
-                reason: format!(
-                    "all {} instances of its manifest's `max_instances` are running",
-                    function.manifest.max_instances
-                ),
-            }
-            .into());
-        };
+        let permit = function
+            .slots
+            .admit(
+                &function.name,
+                function.manifest.timeout_ms,
+                &self.registry.hooks().metrics,
+            )
+            .await?;
         let runtime = self.registry.hooks().runtime.clone();
         let invocation = Invocation {
             function: function.name.clone(),
