@@ -22,7 +22,7 @@ fn sleeper(ms: u64) -> Vec<u8> {
         (i32.store8 (i32.const 8) (i32.const 0))
         (i32.store (i32.const 16) (i32.const 1))
         (i64.store (i32.const 24) (i64.const {ns}))
-        (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))"#
+        (drop (call $poll (i32.const 0) (i32.const 128) (i32.const 1) (i32.const 256)))))"#
     )
     .into_bytes()
 }
