@@ -5,6 +5,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+mod harness;
+
+pub use harness::{
+    cpu_count, load_average, parse_cpus, pin_current_thread, Harness, HarnessArgs, HARNESS_USAGE,
+};
+
 /// The first test digit of `models/digits.npz`, as 64 floats.
 pub fn first_test_digit() -> anyhow::Result<Vec<f32>> {
     let file = std::fs::File::open(inference::test_support::models_dir().join("digits.npz"))?;
@@ -23,8 +29,10 @@ pub fn first_test_digit() -> anyhow::Result<Vec<f32>> {
 pub struct LoadRun {
     /// Latencies of the successful requests, sorted.
     pub latencies: Vec<Duration>,
-    /// Requests that failed or got a non-2xx answer.
+    /// Requests that failed or got a non-2xx answer other than 503.
     pub errors: usize,
+    /// Requests answered 503 (busy or overloaded).
+    pub busy: usize,
     /// Seconds the run took.
     pub elapsed_secs: f64,
 }
@@ -54,15 +62,27 @@ pub async fn closed_loop(
     concurrency: usize,
     seconds: f64,
 ) -> LoadRun {
+    closed_loop_text(client, url, &body.to_string(), concurrency, seconds).await
+}
+
+/// [`closed_loop`] with the body as text (sent as `application/json`; may be empty).
+pub async fn closed_loop_text(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+    concurrency: usize,
+    seconds: f64,
+) -> LoadRun {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let workers = (0..concurrency).map(|_| {
         let client = client.clone();
         let url = url.to_owned();
-        let body = body.to_string();
+        let body = body.to_owned();
         tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0;
+            let mut busy = 0;
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let r = client
@@ -76,24 +96,31 @@ pub async fn closed_loop(
                         let _ = r.bytes().await;
                         lat.push(t.elapsed());
                     }
+                    Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                        let _ = r.bytes().await;
+                        busy += 1;
+                    }
                     _ => errors += 1,
                 }
             }
-            (lat, errors)
+            (lat, errors, busy)
         })
     });
     let mut latencies = Vec::new();
     let mut errors = 0;
+    let mut busy = 0;
     for w in futures::future::join_all(workers).await {
-        let (lat, e) = w.expect("a load worker panicked");
+        let (lat, e, b) = w.expect("a load worker panicked");
         latencies.extend(lat);
         errors += e;
+        busy += b;
     }
     let elapsed_secs = started.elapsed().as_secs_f64();
     latencies.sort();
     LoadRun {
         latencies,
         errors,
+        busy,
         elapsed_secs,
     }
 }

@@ -79,6 +79,8 @@ impl Default for ReadinessConfig {
 pub struct FunctionsConfig {
     /// Guest instances that may run at once, across all functions (the pool's size).
     pub max_instances: u32,
+    /// The longest wait queue (`max_queue`) a manifest may set, in calls.
+    pub max_queue: u32,
     /// The most linear memory a manifest may grant, in MiB.
     pub max_memory_mib: u64,
     /// The longest deadline a manifest may set, in milliseconds.
@@ -97,6 +99,7 @@ impl Default for FunctionsConfig {
     fn default() -> Self {
         Self {
             max_instances: 64,
+            max_queue: 1024,
             max_memory_mib: 256,
             max_timeout_ms: 60_000,
             epoch_tick_ms: 5,
@@ -128,6 +131,7 @@ impl FunctionsConfig {
             }
         }
         check("max_instances", u64::from(self.max_instances), 1..=1000)?;
+        check("max_queue", u64::from(self.max_queue), 0..=100_000)?;
         check("max_memory_mib", self.max_memory_mib, 1..=4096)?;
         check("max_timeout_ms", self.max_timeout_ms, 1..=3_600_000)?;
         check("epoch_tick_ms", self.epoch_tick_ms, 1..=1000)?;
@@ -522,9 +526,10 @@ mod tests {
     fn functions_numbers_are_range_checked_naming_the_key() {
         assert_eq!(FunctionsConfig::default().validate(), Ok(()));
         type Tweak = fn(&mut FunctionsConfig);
-        let bad: [(&str, Tweak); 10] = [
+        let bad: [(&str, Tweak); 11] = [
             ("max_instances", |f| f.max_instances = 0),
             ("max_instances", |f| f.max_instances = u32::MAX),
+            ("max_queue", |f| f.max_queue = 100_001),
             ("max_memory_mib", |f| f.max_memory_mib = 0),
             ("max_memory_mib", |f| f.max_memory_mib = u64::MAX),
             ("max_timeout_ms", |f| f.max_timeout_ms = u64::MAX),

@@ -88,12 +88,14 @@ struct Inner {
     fn_instantiate: Family<FunctionLabels, Histogram, fn() -> Histogram>,
     fn_cold_starts: Family<ColdStartLabels, Counter>,
     fn_load: Family<ColdStartLabels, Histogram, fn() -> Histogram>,
+    fn_queued: Family<FunctionLabels, Gauge<i64, AtomicI64>>,
     open_connections: Gauge<i64, AtomicI64>,
     refused_connections: Family<ConnectionLabels, Counter>,
     connection_timeouts: Family<ConnectionLabels, Counter>,
 }
 
-/// One request counted in `inference_pending_requests`; dropping it uncounts it.
+/// One request counted in `inference_pending_requests` (or one call in
+/// `function_queued_calls`); dropping it uncounts it.
 #[derive(Debug)]
 pub struct Pending(Gauge<i64, AtomicI64>);
 
@@ -211,6 +213,12 @@ impl Metrics {
             "Time to make a module ready (compile or deserialize, then link)",
             fn_load.clone(),
         );
+        let fn_queued = Family::<FunctionLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "function_queued_calls",
+            "Calls waiting in a function's queue (`max_queue`) for one of its instances",
+            fn_queued.clone(),
+        );
         let open_connections = Gauge::<i64, AtomicI64>::default();
         let refused_connections = Family::<ConnectionLabels, Counter>::default();
         let connection_timeouts = Family::<ConnectionLabels, Counter>::default();
@@ -238,6 +246,7 @@ impl Metrics {
             fn_instantiate,
             fn_cold_starts,
             fn_load,
+            fn_queued,
             registry,
             requests,
             queue_seconds,
@@ -339,6 +348,19 @@ impl Metrics {
             .0
             .pending
             .get_or_create(&Self::labels(model, version))
+            .clone();
+        gauge.inc();
+        Pending(gauge)
+    }
+
+    /// Counts a call as queued for an instance of `function` until the returned guard drops.
+    pub fn queued_function_call(&self, function: &str) -> Pending {
+        let gauge = self
+            .0
+            .fn_queued
+            .get_or_create(&FunctionLabels {
+                function: function.to_owned(),
+            })
             .clone();
         gauge.inc();
         Pending(gauge)

@@ -8,30 +8,37 @@
 //! ```sh
 //! scripts/bench.sh --load            # or: cargo run --release -p platform-benches --bin oip-load
 //! cargo run --release -p platform-benches --bin oip-load -- --seconds 5 --concurrency 1,16,64
+//! cargo run --release -p platform-benches --bin oip-load -- --server-cpus 0 --client-cpus 1
 //! ```
 //!
-//! Client and server share the machine's cores, so absolute figures are lower than with a
-//! separate client machine; the comparisons between rows hold.
+//! By default client and agent share one tokio runtime and the machine's cores, so absolute
+//! figures are lower than with a separate client machine; the comparisons between rows hold.
+//! `--server-cpus`/`--client-cpus` give each its own runtime pinned to those CPUs. The run
+//! prints its conditions (build, cores, logging, warm-up, load average) before the table.
 
 use anyhow::Context;
-use edge_agent::AgentConfig;
 use inference::test_support::model_bytes;
 use inference::BackendKind;
-use platform_benches::closed_loop;
+use platform_benches::{closed_loop, Harness, HarnessArgs, HARNESS_USAGE};
 use serde_json::{json, Value};
 
 struct Args {
     seconds: f64,
     concurrency: Vec<usize>,
+    harness: HarnessArgs,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         seconds: 3.0,
         concurrency: vec![1, 16, 64],
+        harness: HarnessArgs::new(0.3),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
+        if args.harness.take(&a, &mut it)? {
+            continue;
+        }
         match a.as_str() {
             "--seconds" => args.seconds = it.next().context("--seconds needs a value")?.parse()?,
             "--concurrency" => {
@@ -43,9 +50,9 @@ fn parse_args() -> anyhow::Result<Args> {
                     .collect::<Result<_, _>>()?
             }
             "--bench" => {}
-            other => {
-                anyhow::bail!("unknown argument `{other}`; use --seconds S --concurrency 1,16,64")
-            }
+            other => anyhow::bail!(
+                "unknown argument `{other}`; use --seconds S --concurrency 1,16,64 {HARNESS_USAGE}"
+            ),
         }
     }
     Ok(args)
@@ -61,24 +68,25 @@ fn request_for(cnn: bool, row: &[f32]) -> Value {
            "outputs": [{"name": "logits"}]})
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let dir = tempfile::tempdir()?;
-    let mut config = AgentConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..AgentConfig::default()
-    };
-    config.auth.dev_open = true;
-    config.limits.shutdown_grace_secs = 1;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let state = edge_agent::build_state(config, None).await?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(edge_agent::serve_state(state, listener, async {
-        let _ = stopped.await;
-    }));
+    let harness = Harness::start(&args.harness, |_| {})?;
+    let base = harness.base.clone();
+    println!("# OIP v2 load test\n");
+    harness.print_conditions(&[format!(
+        "{} s per row after the warm-up; `limits.inference_threads` {} (default)",
+        args.seconds,
+        edge_agent::AgentConfig::default().limits.inference_threads
+    )]);
+    harness.block_on(run(&args, &base))?;
+    println!(
+        "\n- load average at the end: {}",
+        platform_benches::load_average()
+    );
+    harness.stop()
+}
 
+async fn run(args: &Args, base: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
@@ -88,8 +96,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let row = platform_benches::first_test_digit()?;
 
-    println!("| model | backend | batching | concurrency | throughput (req/s) | p50 (ms) | p99 (ms) | errors |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| model | backend | batching | concurrency | throughput (req/s) | p50 (ms) | p99 (ms) | errors | 503s |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (file, cnn) in [("digits_mlp.onnx", false), ("digits_cnn.onnx", true)] {
         for backend in &backends {
             for batching in [false, true] {
@@ -120,10 +128,10 @@ async fn main() -> anyhow::Result<()> {
                 let url = format!("{base}/v2/models/{name}/infer");
                 let body = request_for(cnn, &row);
                 for &c in &args.concurrency {
-                    closed_loop(&client, &url, &body, c, 0.3).await; // warm-up
+                    closed_loop(&client, &url, &body, c, args.harness.warm_up).await;
                     let run = closed_loop(&client, &url, &body, c, args.seconds).await;
                     println!(
-                        "| {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {} |",
+                        "| {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} |",
                         &file[..file.len() - 5],
                         backend,
                         if batching { "on" } else { "off" },
@@ -131,13 +139,12 @@ async fn main() -> anyhow::Result<()> {
                         run.rate(),
                         run.percentile_ms(0.50),
                         run.percentile_ms(0.99),
-                        run.errors
+                        run.errors,
+                        run.busy
                     );
                 }
             }
         }
     }
-    let _ = stop.send(());
-    server.await??;
     Ok(())
 }

@@ -28,9 +28,13 @@ pub struct FunctionManifest {
     /// Fuel of one call (instructions, roughly); unmetered when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
-    /// Calls that may run at once (default 8); more get 503.
+    /// Calls that may run at once (default 8); more wait in the queue.
     #[serde(default = "default_max_instances")]
     pub max_instances: usize,
+    /// Calls that may wait for an instance when all `max_instances` run (default 64); more
+    /// get 503. A queued call waits at most `timeout_ms`, then gets the timeout error.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
     /// Environment variables granted to the guest (the CGI variables are added per call).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -65,6 +69,10 @@ fn default_max_instances() -> usize {
     8
 }
 
+fn default_max_queue() -> usize {
+    64
+}
+
 impl Default for FunctionManifest {
     fn default() -> Self {
         Self {
@@ -74,6 +82,7 @@ impl Default for FunctionManifest {
             timeout_ms: default_timeout_ms(),
             fuel: None,
             max_instances: default_max_instances(),
+            max_queue: default_max_queue(),
             env: BTreeMap::new(),
             routes: Vec::new(),
         }
@@ -169,6 +178,12 @@ impl FunctionManifest {
             return reject(format!(
                 "manifest `max_instances` {} is outside 1..={} (functions.max_instances)",
                 self.max_instances, limits.max_instances
+            ));
+        }
+        if self.max_queue > limits.max_queue as usize {
+            return reject(format!(
+                "manifest `max_queue` {} is outside 0..={} (functions.max_queue)",
+                self.max_queue, limits.max_queue
             ));
         }
         if self.fuel == Some(0) {
@@ -295,6 +310,10 @@ mod tests {
                 ..Default::default()
             },
             FunctionManifest {
+                max_queue: 1_000_000,
+                ..Default::default()
+            },
+            FunctionManifest {
                 routes: vec![FunctionRoute {
                     prefix: "/v2/x".into(),
                     host: None,
@@ -306,5 +325,29 @@ mod tests {
         for m in bad {
             assert!(m.validate(&limits).is_err(), "{m:?}");
         }
+        let no_queue = FunctionManifest {
+            max_queue: 0,
+            ..Default::default()
+        };
+        assert!(no_queue.validate(&limits).is_ok());
+    }
+
+    #[test]
+    fn a_queue_past_the_agents_bound_is_refused_by_name() {
+        let limits = FunctionsConfig {
+            max_queue: 16,
+            ..Default::default()
+        };
+        let m = FunctionManifest::from_json(r#"{"max_queue": 17}"#).unwrap();
+        let err = m.validate(&limits).unwrap_err().to_string();
+        assert!(
+            err.contains("`max_queue` 17") && err.contains("functions.max_queue"),
+            "{err}"
+        );
+        let err = FunctionManifest::from_json(r#"{"max_queue": -1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`max_queue`"), "{err}");
+        assert_eq!(FunctionManifest::from_json("{}").unwrap().max_queue, 64);
     }
 }

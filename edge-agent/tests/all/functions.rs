@@ -566,7 +566,8 @@ async fn a_busy_function_gets_503_while_the_agent_serves_others() {
         &agent,
         "limits",
         limits,
-        json!({"timeout_ms": 1500, "max_instances": 1}),
+        // No queue: a second call is refused at once (function_queue.rs tests the queue).
+        json!({"timeout_ms": 1500, "max_instances": 1, "max_queue": 0}),
     )
     .await;
     let request = agent

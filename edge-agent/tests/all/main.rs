@@ -9,6 +9,7 @@ mod data_dir;
 mod doc_examples;
 mod edge_errors;
 mod function_hardening;
+mod function_queue;
 mod functions;
 mod guests;
 mod hostile;

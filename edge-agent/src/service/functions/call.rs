@@ -38,8 +38,8 @@ pub enum CallError {
 }
 
 impl Functions {
-    /// Runs the function on one request: admission (503 past `max_instances`), a fresh
-    /// instance run on this task, then the CGI response.
+    /// Runs the function on one request: admission (queued past `max_instances`, 503 past
+    /// `max_queue`), a fresh instance run on this task, then the CGI response.
     pub async fn call(
         &self,
         function: Arc<LoadedFunction>,
@@ -85,16 +85,14 @@ impl Functions {
         body: Bytes,
         started: Instant,
     ) -> Result<FunctionResponse, CallError> {
-        let Ok(permit) = function.slots.clone().try_acquire_owned() else {
-            return Err(InvokeError::Busy {
-                function: function.name.clone(),
-                reason: format!(
-                    "all {} instances of its manifest's `max_instances` are running",
-                    function.manifest.max_instances
-                ),
-            }
-            .into());
-        };
+        let permit = function
+            .slots
+            .admit(
+                &function.name,
+                function.manifest.timeout_ms,
+                &self.registry.hooks().metrics,
+            )
+            .await?;
         let runtime = &self.registry.hooks().runtime;
         let invocation = Invocation {
             function: function.name.clone(),

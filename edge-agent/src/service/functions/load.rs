@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
-
+use super::admission::Admission;
 use super::{routes, LoadedFunction};
 use crate::config::FunctionsConfig;
 use crate::metrics::Metrics;
@@ -98,13 +97,12 @@ impl Hooks for FunctionHooks {
         let source = if compiled { "compiled" } else { "artifact" };
         let took = started.elapsed();
         tracing::info!(function = %name, version, source, elapsed_us = took.as_micros() as u64, "function loaded");
-        let max_instances = manifest.max_instances.clamp(1, Semaphore::MAX_PERMITS);
         Ok(Arc::new(LoadedFunction {
             name: name.to_owned(),
             version,
             sha256,
             pre,
-            slots: Arc::new(Semaphore::new(max_instances)),
+            slots: Admission::new(&manifest),
             env: manifest
                 .env
                 .iter()

@@ -3,6 +3,7 @@
 //! `InstancePre` from a precompiled artifact cached on disk; manifest routes; and invocation
 //! under the manifest's limits.
 
+mod admission;
 mod call;
 mod load;
 mod routes;
@@ -14,7 +15,6 @@ use std::time::Duration;
 use functions_runtime::InstancePre;
 use inference::Model;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 pub use call::{CallError, FunctionResponse};
 
@@ -44,7 +44,7 @@ pub struct LoadedFunction {
     /// The module's sha256.
     pub sha256: String,
     pre: InstancePre<GuestState>,
-    slots: Arc<Semaphore>,
+    slots: admission::Admission,
     env: Vec<(String, String)>,
     grants: Grants,
     /// How it was loaded (`compiled` or `artifact`) and how long that took.
