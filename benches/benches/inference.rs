@@ -139,12 +139,16 @@ fn read_case(dir: &Path, names: &[&str]) -> anyhow::Result<(Vec<u8>, Vec<(String
 fn to_direct(tensor: &Tensor) -> ort::value::DynValue {
     let shape = tensor.shape().to_vec();
     match tensor {
-        Tensor::F32(a) => ort::value::Tensor::from_array((shape, a.iter().copied().collect::<Vec<_>>()))
-            .unwrap()
-            .into_dyn(),
-        Tensor::I64(a) => ort::value::Tensor::from_array((shape, a.iter().copied().collect::<Vec<_>>()))
-            .unwrap()
-            .into_dyn(),
+        Tensor::F32(a) => {
+            ort::value::Tensor::from_array((shape, a.iter().copied().collect::<Vec<_>>()))
+                .unwrap()
+                .into_dyn()
+        }
+        Tensor::I64(a) => {
+            ort::value::Tensor::from_array((shape, a.iter().copied().collect::<Vec<_>>()))
+                .unwrap()
+                .into_dyn()
+        }
         other => panic!("ort-overhead: add {:?} to to_direct", other.element_type()),
     }
 }
@@ -197,7 +201,10 @@ fn wanted(group: &str) -> bool {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    filters.is_empty() || filters.iter().any(|f| group.contains(f.as_str()) || f.contains(group))
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| group.contains(f.as_str()) || f.contains(group))
 }
 
 /// Our ONNX Runtime backend (`Model::run`, what the agent's compute histogram times) against a
@@ -217,7 +224,11 @@ fn ort_overhead(c: &mut Criterion) {
         let model = Model::load(case.bytes.clone(), &options).unwrap();
         let mut session = direct_session(&case.bytes, 1);
         let mut ours = || {
-            black_box(model.run(case.inputs.iter().map(|(n, t)| (n.as_str(), t.clone()))).unwrap());
+            black_box(
+                model
+                    .run(case.inputs.iter().map(|(n, t)| (n.as_str(), t.clone())))
+                    .unwrap(),
+            );
         };
         let mut direct = || {
             let values: Vec<(&str, ort::session::SessionInputValue<'_>)> = case
@@ -240,7 +251,8 @@ fn ort_overhead(c: &mut Criterion) {
             ours();
             start.elapsed()
         };
-        let calls = (Duration::from_millis(20).as_nanos() / once.as_nanos().max(1)).clamp(5, 5_000) as usize;
+        let calls = (Duration::from_millis(20).as_nanos() / once.as_nanos().max(1)).clamp(5, 5_000)
+            as usize;
         let (t_ours, t_direct) = interleaved(41, calls, &mut ours, &mut direct);
         println!(
             "ort-overhead/{:<22} direct {:>9.1} µs  ours {:>9.1} µs  ratio ours/direct {:.3}",

@@ -475,11 +475,13 @@ mod tests {
             let meta = event.metadata();
             if meta.target() == "ort" || meta.target().starts_with("ort::") {
                 let mut message = String::new();
-                event.record(&mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
-                    if field.name() == "message" {
-                        message = format!("{value:?}");
-                    }
-                });
+                event.record(
+                    &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                        if field.name() == "message" {
+                            message = format!("{value:?}");
+                        }
+                    },
+                );
                 self.0.lock().unwrap().push((*meta.level(), message));
             }
         }
@@ -512,6 +514,9 @@ mod tests {
             .filter(|(level, _)| *level > Level::WARN)
             .cloned()
             .collect();
-        assert!(quiet.is_empty(), "ONNX Runtime logged below WARN: {quiet:?}");
+        assert!(
+            quiet.is_empty(),
+            "ONNX Runtime logged below WARN: {quiet:?}"
+        );
     }
 }

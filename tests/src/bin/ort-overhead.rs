@@ -97,7 +97,13 @@ impl Python {
         })
     }
 
-    fn time(&mut self, dir: &Path, inputs: &[String], threads: usize, calls: usize) -> anyhow::Result<Duration> {
+    fn time(
+        &mut self,
+        dir: &Path,
+        inputs: &[String],
+        threads: usize,
+        calls: usize,
+    ) -> anyhow::Result<Duration> {
         let request = serde_json::json!({
             "dir": dir, "inputs": inputs, "threads": threads, "calls": calls,
         });
@@ -203,7 +209,9 @@ fn main() -> anyhow::Result<()> {
             .with_inter_threads(1)?
             .commit_from_memory(&bytes)?;
         let mut ours = || -> anyhow::Result<()> {
-            std::hint::black_box(model.run(set.inputs.iter().map(|(n, t)| (n.as_str(), t.clone())))?);
+            std::hint::black_box(
+                model.run(set.inputs.iter().map(|(n, t)| (n.as_str(), t.clone())))?,
+            );
             Ok(())
         };
         let mut direct = || -> anyhow::Result<()> {
