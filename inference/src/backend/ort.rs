@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use ort::environment::Environment;
+use ort::logging::LogLevel;
 use ort::session::{OutputSelector, RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, TensorElementType, ValueType};
 
@@ -65,6 +66,12 @@ impl OrtRuntime {
     /// Version string the library reports, e.g. `1.32.0`.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The process's ONNX Runtime environment, for building `ort` sessions directly (the
+    /// benchmarks compare the backend with a bare session on it).
+    pub fn environment(&self) -> &Environment {
+        &self.environment
     }
 }
 
@@ -155,6 +162,11 @@ fn load_runtime(path: &Path) -> Result<OrtRuntime, Error> {
         .with_telemetry(false)
         .build()
         .map_err(|e| unavailable(format!("creating the environment failed: {e}")))?;
+    // With its `tracing` feature, `ort` creates the environment at the VERBOSE level and
+    // forwards every message to `tracing`: ONNX Runtime then formats its verbose messages on
+    // every run, a fixed cost per call that showed most on the smallest models. Warning is
+    // python onnxruntime's default level.
+    environment.set_log_level(LogLevel::Warning);
     // The build info names the release branch (`git-branch=rel-1.32.0`); wheels name the file
     // after the version (`libonnxruntime.so.1.32.0`).
     let version = ort::info()
@@ -190,6 +202,9 @@ pub struct OrtBackend {
 struct Pool {
     idle: Vec<Session>,
     created: usize,
+    /// Callers blocked in [`OrtBackend::acquire`]; a returned session wakes one only when
+    /// there is one (a `Condvar` notification is a system call even with nobody waiting).
+    waiting: usize,
 }
 
 impl std::fmt::Debug for OrtBackend {
@@ -218,6 +233,7 @@ impl OrtBackend {
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
                 created: 0,
+                waiting: 0,
             }),
             available: Condvar::new(),
             input_names: metadata.inputs.iter().map(|i| i.name.clone()).collect(),
@@ -269,13 +285,31 @@ impl OrtBackend {
                         session: Some(session),
                     }),
                     Err(e) => {
-                        self.lock().created -= 1;
-                        self.available.notify_one();
+                        let mut pool = self.lock();
+                        pool.created -= 1;
+                        let wake = pool.waiting > 0;
+                        drop(pool);
+                        if wake {
+                            self.available.notify_one();
+                        }
                         Err(e)
                     }
                 };
             }
+            pool.waiting += 1;
             pool = self.available.wait(pool).unwrap_or_else(|p| p.into_inner());
+            pool.waiting -= 1;
+        }
+    }
+
+    /// Puts a session back and wakes one waiting caller, if any.
+    fn release(&self, session: Session) {
+        let mut pool = self.lock();
+        pool.idle.push(session);
+        let wake = pool.waiting > 0;
+        drop(pool);
+        if wake {
+            self.available.notify_one();
         }
     }
 
@@ -294,8 +328,7 @@ struct PooledSession<'a> {
 impl Drop for PooledSession<'_> {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
-            self.backend.lock().idle.push(session);
-            self.backend.available.notify_one();
+            self.backend.release(session);
         }
     }
 }
@@ -321,15 +354,25 @@ impl Backend for OrtBackend {
                     ))
                 })
                 .collect::<Result<Vec<_>, Error>>()?;
-            let selector = outputs.iter().fold(OutputSelector::no_default(), |s, &o| {
-                s.with(self.output_names[o].clone())
-            });
-            let options = RunOptions::new().map_err(run_err)?.with_outputs(selector);
+            // All outputs in declared order (what `Model::run` asks for) need no run options:
+            // ONNX Runtime returns every output. A subset is selected with per-call options.
+            let all = outputs.len() == self.output_names.len()
+                && outputs.iter().enumerate().all(|(i, &o)| i == o);
+            let options = if all {
+                None
+            } else {
+                let selector = outputs.iter().fold(OutputSelector::no_default(), |s, &o| {
+                    s.with(self.output_names[o].as_str())
+                });
+                Some(RunOptions::new().map_err(run_err)?.with_outputs(selector))
+            };
             let mut lease = self.acquire()?;
             let session = lease.session.as_mut().expect("a leased session is present");
-            let mut results = session
-                .run_with_options(values, &options)
-                .map_err(run_err)?;
+            let mut results = match &options {
+                None => session.run(values),
+                Some(options) => session.run_with_options(values, options),
+            }
+            .map_err(run_err)?;
             outputs
                 .iter()
                 .map(|&o| {
@@ -403,4 +446,77 @@ fn from_ort(value: &DynValue, name: &str) -> Result<Tensor, Error> {
         ),
         other => return Err(err(format!("element type {other} is not supported"))),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    use crate::test_support::{model_bytes, ort_library};
+    use crate::{BackendKind, LoadOptions, Model, Tensor};
+
+    /// Records the level of every event that `ort` forwards from ONNX Runtime's logger.
+    #[derive(Clone, Default)]
+    struct OrtEvents(Arc<Mutex<Vec<(Level, String)>>>);
+
+    impl Subscriber for OrtEvents {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let meta = event.metadata();
+            if meta.target() == "ort" || meta.target().starts_with("ort::") {
+                let mut message = String::new();
+                event.record(
+                    &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                        if field.name() == "message" {
+                            message = format!("{value:?}");
+                        }
+                    },
+                );
+                self.0.lock().unwrap().push((*meta.level(), message));
+            }
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// Before issue 13 the environment logged at VERBOSE (what `ort`'s tracing feature
+    /// chooses): ONNX Runtime formatted and forwarded its informational messages on session
+    /// creation and its verbose ones on every run.
+    #[test]
+    fn onnx_runtime_logs_only_warnings_and_errors() {
+        let Some(lib) = ort_library("onnx_runtime_logs_only_warnings_and_errors") else {
+            return;
+        };
+        let events = OrtEvents::default();
+        tracing::subscriber::with_default(events.clone(), || {
+            let options = LoadOptions::new(BackendKind::Ort).with_ort_library(lib);
+            let model = Model::load(model_bytes("digits_cnn.onnx"), &options).unwrap();
+            let x = Tensor::from_shape_vec(&[2, 1, 8, 8], vec![0.5f32; 128]).unwrap();
+            for _ in 0..3 {
+                model.run([("input", x.clone())]).unwrap();
+            }
+        });
+        let quiet: Vec<_> = events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(level, _)| *level > Level::WARN)
+            .cloned()
+            .collect();
+        assert!(
+            quiet.is_empty(),
+            "ONNX Runtime logged below WARN: {quiet:?}"
+        );
+    }
 }
