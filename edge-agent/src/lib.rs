@@ -24,7 +24,9 @@
 #![deny(missing_docs)]
 
 #[cfg(not(any(feature = "tract", feature = "ort")))]
-compile_error!("edge-agent needs at least one inference engine: enable the `tract` or the `ort` feature");
+compile_error!(
+    "edge-agent needs at least one inference engine: enable the `tract` or the `ort` feature"
+);
 
 pub mod config;
 mod http;

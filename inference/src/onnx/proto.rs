@@ -18,7 +18,11 @@
 pub use tract_onnx::pb::*;
 
 #[cfg(not(feature = "tract"))]
-#[allow(clippy::all, missing_docs, reason = "prost's generated code, kept verbatim")]
+#[allow(
+    clippy::all,
+    missing_docs,
+    reason = "prost's generated code, kept verbatim"
+)]
 mod generated {
     include!("proto_generated.rs");
 }
