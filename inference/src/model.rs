@@ -261,10 +261,13 @@ fn load_on(
     parsed: &metadata::Parsed,
     options: &LoadOptions,
 ) -> Result<Box<dyn Backend>, Error> {
-    graph_checks::check_domains(&parsed.proto, kind)?;
     if !kind.is_built() {
         return Err(Error::NotBuilt { backend: kind });
     }
+    graph_checks::check_domains(&parsed.proto, kind)?;
+    // Only ONNX Runtime reads the bytes, the options and whether external data was inlined.
+    #[cfg(not(feature = "ort"))]
+    let _ = (bytes, options, parsed.inlined);
     Ok(match kind {
         #[cfg(feature = "tract")]
         BackendKind::Tract => Box::new(crate::backend::TractBackend::load(
