@@ -23,6 +23,11 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(not(any(feature = "tract", feature = "ort")))]
+compile_error!(
+    "edge-agent needs at least one inference engine: enable the `tract` or the `ort` feature"
+);
+
 pub mod config;
 mod http;
 pub mod metrics;
@@ -44,7 +49,9 @@ pub use http::{app, hash_token, route_table, ApiError, AppState, Auth, Verb};
 pub use inference;
 
 use metrics::Metrics;
-use service::{Functions, InferencePool, Repository};
+#[cfg(feature = "functions")]
+use service::Functions;
+use service::{InferencePool, Repository};
 use storage::BlobStore;
 
 /// The OpenAPI document of the `/v1` routes.
@@ -113,6 +120,35 @@ pub async fn build_state(
     )
     .await?;
     let repo = Arc::new(repo);
+    #[cfg(feature = "functions")]
+    let functions = open_functions(&config, repo.clone(), metrics.clone()).await?;
+    #[cfg(not(feature = "functions"))]
+    warn_functions_not_built(&config);
+    let auth = Auth::new(&config.auth, generated_token)?;
+    let request_memory = service::RequestMemory::new(
+        config.limits.max_inflight_request_bytes,
+        Duration::from_millis(config.limits.memory_wait_ms),
+    );
+    Ok(AppState {
+        repo,
+        #[cfg(feature = "functions")]
+        functions: Arc::new(functions),
+        metrics,
+        auth: Arc::new(auth),
+        config: Arc::new(config),
+        ready: Arc::new(AtomicBool::new(true)),
+        request_ids: Arc::new(AtomicU64::new(1)),
+        request_memory,
+    })
+}
+
+/// Builds the WebAssembly runtime and opens the deployed functions.
+#[cfg(feature = "functions")]
+async fn open_functions(
+    config: &AgentConfig,
+    repo: Arc<Repository>,
+    metrics: Metrics,
+) -> Result<Functions, StartError> {
     let f = &config.functions;
     let runtime = functions_runtime::WasmRuntime::new(functions_runtime::RuntimeConfig {
         max_instances: f.max_instances,
@@ -146,26 +182,24 @@ pub async fn build_state(
             blobs: function_blobs,
             cache_dir: config.data_dir.join("wasm-cache"),
         },
-        repo.clone(),
+        repo,
         config.functions.clone(),
-        metrics.clone(),
+        metrics,
     )
     .await?;
-    let auth = Auth::new(&config.auth, generated_token)?;
-    let request_memory = service::RequestMemory::new(
-        config.limits.max_inflight_request_bytes,
-        Duration::from_millis(config.limits.memory_wait_ms),
-    );
-    Ok(AppState {
-        repo,
-        functions: Arc::new(functions),
-        metrics,
-        auth: Arc::new(auth),
-        config: Arc::new(config),
-        ready: Arc::new(AtomicBool::new(true)),
-        request_ids: Arc::new(AtomicU64::new(1)),
-        request_memory,
-    })
+    Ok(functions)
+}
+
+/// In an agent built without edge functions the `[functions]` section is accepted, so one
+/// config serves every build, but it does nothing: say so when it sets anything.
+#[cfg(not(feature = "functions"))]
+fn warn_functions_not_built(config: &AgentConfig) {
+    if config.functions != FunctionsConfig::default() {
+        tracing::warn!(
+            "the [functions] section is ignored: this agent was built without edge functions \
+             (cargo feature `functions`)"
+        );
+    }
 }
 
 /// Removes blobs that a crash between writing them and recording them left unreferenced.

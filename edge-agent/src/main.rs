@@ -168,6 +168,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     // Before any thread starts: ONNX Runtime reads these when it loads (see the function).
+    #[cfg(feature = "ort")]
     inference::harden_ort_environment();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,6 +76,16 @@ pub enum Error {
         /// What went wrong and what to do.
         reason: String,
     },
+    /// This build has no such engine: the cargo feature named like it (`tract`, `ort`) was off.
+    #[error(
+        "this build has no {backend} backend: it was compiled without the `{backend}` feature \
+         (of the `inference` crate, and of `edge-agent`); load the model on another backend or \
+         use a build with it"
+    )]
+    NotBuilt {
+        /// The engine asked for.
+        backend: BackendKind,
+    },
     /// Neither the engine tried first nor the fallback ([`crate::LoadOptions::fallback`])
     /// could load the model.
     #[error("{first}; {}", fallback_note(fallback))]
@@ -179,6 +189,9 @@ fn fallback_note(fallback: &Error) -> String {
         Error::OrtUnavailable { reason } => {
             format!("ONNX Runtime was not tried: it is not available ({reason})")
         }
+        Error::NotBuilt { backend } => {
+            format!("{backend} was not tried: this build has no {backend} backend (cargo feature `{backend}`)")
+        }
         other => format!("and the fallback failed: {other}"),
     }
 }
@@ -205,7 +218,7 @@ impl Error {
                 let tried: Vec<&Error> = [first, fallback]
                     .into_iter()
                     .map(Box::as_ref)
-                    .filter(|e| !matches!(e, Self::OrtUnavailable { .. }))
+                    .filter(|e| !matches!(e, Self::OrtUnavailable { .. } | Self::NotBuilt { .. }))
                     .collect();
                 !tried.is_empty() && tried.iter().all(|e| e.is_caller_error())
             }
@@ -225,6 +238,7 @@ impl Error {
             | Self::Batch(_) => true,
             Self::Io { .. }
             | Self::OrtUnavailable { .. }
+            | Self::NotBuilt { .. }
             | Self::Run { .. }
             | Self::Output { .. } => false,
         }

@@ -32,6 +32,11 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(not(any(feature = "tract", feature = "ort")))]
+compile_error!(
+    "the `inference` crate needs at least one engine: enable the `tract` or the `ort` feature"
+);
+
 mod backend;
 mod error;
 mod external_data;
@@ -44,13 +49,15 @@ mod tensor;
 
 pub mod onnx;
 
+#[cfg(feature = "ort")]
 pub use backend::ort::{
     harden_ort_environment, LOAD_CONFIG_FROM_MODEL_ENV, ORT_DYLIB_ENV, TELEMETRY_OFF_ENV,
 };
-pub use backend::{
-    Backend, BackendChoice, BackendKind, OrtBackend, OrtRuntime, TractBackend, UnknownBackend,
-    UnknownBackendChoice,
-};
+#[cfg(feature = "tract")]
+pub use backend::TractBackend;
+pub use backend::{Backend, BackendChoice, BackendKind, UnknownBackend, UnknownBackendChoice};
+#[cfg(feature = "ort")]
+pub use backend::{OrtBackend, OrtRuntime};
 pub use error::{error_chain, BackendError, Error};
 pub use metadata::{Dim, ModelMetadata, Opset, TensorInfo};
 pub use model::{describe, Fallback, Model, Outputs};

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendKind, OrtBackend, TractBackend};
+use crate::backend::{Backend, BackendKind};
 use crate::error::Error;
 use crate::graph_checks;
 use crate::metadata::{self, Dim, ModelMetadata, TensorInfo};
@@ -261,9 +261,20 @@ fn load_on(
     parsed: &metadata::Parsed,
     options: &LoadOptions,
 ) -> Result<Box<dyn Backend>, Error> {
+    if !kind.is_built() {
+        return Err(Error::NotBuilt { backend: kind });
+    }
     graph_checks::check_domains(&parsed.proto, kind)?;
+    // Only ONNX Runtime reads the bytes, the options and whether external data was inlined.
+    #[cfg(not(feature = "ort"))]
+    let _ = (bytes, options, parsed.inlined);
     Ok(match kind {
-        BackendKind::Tract => Box::new(TractBackend::load(&parsed.proto, &parsed.metadata)?),
+        #[cfg(feature = "tract")]
+        BackendKind::Tract => Box::new(crate::backend::TractBackend::load(
+            &parsed.proto,
+            &parsed.metadata,
+        )?),
+        #[cfg(feature = "ort")]
         BackendKind::Ort => {
             // ONNX Runtime gets the model with its external data inlined, never a location.
             let bytes = if parsed.inlined {
@@ -271,8 +282,14 @@ fn load_on(
             } else {
                 bytes.clone()
             };
-            Box::new(OrtBackend::load(bytes, &parsed.metadata, options)?)
+            Box::new(crate::backend::OrtBackend::load(
+                bytes,
+                &parsed.metadata,
+                options,
+            )?)
         }
+        #[allow(unreachable_patterns, reason = "one arm per engine this build lacks")]
+        _ => return Err(Error::NotBuilt { backend: kind }),
     })
 }
 

@@ -46,7 +46,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
-            backend: BackendKind::Tract,
+            backend: BackendKind::default(),
             fallback: None,
             intra_op_threads: 1,
             max_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),

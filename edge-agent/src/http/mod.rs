@@ -6,6 +6,11 @@ mod content_length;
 mod error;
 mod extract;
 mod flat;
+#[cfg(feature = "functions")]
+mod functions;
+// Without edge functions their routes answer 501 (and unknown paths 404) from a stub.
+#[cfg(not(feature = "functions"))]
+#[path = "functions_not_built.rs"]
 mod functions;
 mod health;
 mod inference;
@@ -30,14 +35,17 @@ pub use routes::{route_table, Verb};
 
 use crate::config::AgentConfig;
 use crate::metrics::Metrics;
-use crate::service::{Functions, Repository, RequestMemory};
+#[cfg(feature = "functions")]
+use crate::service::Functions;
+use crate::service::{Repository, RequestMemory};
 
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// Stored and loaded models.
     pub repo: Arc<Repository>,
-    /// Deployed functions.
+    /// Deployed functions (in a build with the `functions` feature).
+    #[cfg(feature = "functions")]
     pub functions: Arc<Functions>,
     /// Prometheus metrics.
     pub metrics: Metrics,

@@ -7,7 +7,10 @@
 use axum::http::StatusCode;
 
 use super::error::ApiError;
-use crate::service::{CallError, InferError, MemoryError, RepositoryError};
+#[cfg(feature = "functions")]
+use crate::service::CallError;
+use crate::service::{InferError, MemoryError, RepositoryError};
+#[cfg(feature = "functions")]
 use functions_runtime::InvokeError;
 
 impl From<RepositoryError> for ApiError {
@@ -53,6 +56,7 @@ impl From<MemoryError> for ApiError {
     }
 }
 
+#[cfg(feature = "functions")]
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {
         let message = e.to_string();

@@ -2,8 +2,10 @@
 //! repositories share, scheduling and batching of inference, and calling functions.
 
 mod batcher;
+#[cfg(feature = "functions")]
 mod functions;
 mod infer;
+#[cfg(feature = "functions")]
 mod manifest;
 mod memory;
 mod models;
@@ -12,11 +14,13 @@ mod registry;
 mod runner;
 
 pub use crate::storage::Kind;
+#[cfg(feature = "functions")]
 pub use functions::{
     CallError, DeployRequest, FunctionResponse, FunctionStores, FunctionSummary, FunctionVersion,
     Functions, LoadedFunction,
 };
 pub use infer::{InferError, InferRequest, InferResponse};
+#[cfg(feature = "functions")]
 pub use manifest::{FunctionManifest, FunctionRoute};
 pub use memory::{MemoryError, RequestMemory, Reservation};
 pub use models::{ModelSource, ModelSummary, PushRequest, Repository, VersionSummary};

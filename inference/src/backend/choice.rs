@@ -13,10 +13,11 @@ use super::BackendKind;
 /// command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum BackendChoice {
-    /// tract only.
-    #[default]
+    /// tract only; the default (in a build without tract, `Ort` is).
+    #[cfg_attr(feature = "tract", default)]
     Tract,
     /// ONNX Runtime only.
+    #[cfg_attr(not(feature = "tract"), default)]
     Ort,
     /// tract first; ONNX Runtime when tract refuses the model. Without ONNX Runtime (no
     /// library configured, or one that does not load) this is tract only.
@@ -44,8 +45,18 @@ impl BackendChoice {
         }
     }
 
-    /// The engine tried first, and the one tried when it fails, if any.
+    /// The engine tried first, and the one tried when it fails, if any. In a build without
+    /// one of the engines (cargo features), `auto` and `auto-ort` are the engine it has.
     pub fn engines(self) -> (BackendKind, Option<BackendKind>) {
+        let (first, fallback) = self.engines_as_spelled();
+        match fallback {
+            Some(second) if !first.is_built() => (second, None),
+            Some(second) if !second.is_built() => (first, None),
+            _ => (first, fallback),
+        }
+    }
+
+    fn engines_as_spelled(self) -> (BackendKind, Option<BackendKind>) {
         match self {
             BackendChoice::Tract => (BackendKind::Tract, None),
             BackendChoice::Ort => (BackendKind::Ort, None),

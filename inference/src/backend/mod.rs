@@ -7,21 +7,29 @@ use crate::error::Error;
 use crate::tensor::Tensor;
 
 mod choice;
+#[cfg(feature = "ort")]
 pub(crate) mod ort;
+#[cfg(feature = "tract")]
 pub(crate) mod tract;
 
 pub use self::choice::{BackendChoice, UnknownBackendChoice};
+#[cfg(feature = "ort")]
 pub use self::ort::{OrtBackend, OrtRuntime};
+#[cfg(feature = "tract")]
 pub use self::tract::TractBackend;
 
 /// Which engine runs a model. (Which engine to *load* a model on, possibly one then the
 /// other, is a [`BackendChoice`].)
+///
+/// Both are always named, so that configs parse the same in every build; a build without an
+/// engine's cargo feature refuses to load a model on it ([`Error::NotBuilt`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum BackendKind {
-    /// tract: pure Rust, always available, the default.
-    #[default]
+    /// tract: pure Rust, the default (in a build without it, ONNX Runtime is).
+    #[cfg_attr(feature = "tract", default)]
     Tract,
     /// ONNX Runtime, loaded at run time from a shared library.
+    #[cfg_attr(not(feature = "tract"), default)]
     Ort,
 }
 
@@ -34,6 +42,15 @@ impl BackendKind {
         match self {
             BackendKind::Tract => "tract",
             BackendKind::Ort => "ort",
+        }
+    }
+
+    /// Whether this build has the engine: its cargo feature (`tract`, `ort`, named like the
+    /// engine) was on.
+    pub fn is_built(self) -> bool {
+        match self {
+            BackendKind::Tract => cfg!(feature = "tract"),
+            BackendKind::Ort => cfg!(feature = "ort"),
         }
     }
 }

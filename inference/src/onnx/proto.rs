@@ -10,5 +10,21 @@
 //! The schema is the one tract ships: fields it does not know (newer additions, or sequence,
 //! map and optional types in `TypeProto`) are dropped on decoding, and so are missing from a
 //! model written back.
+//!
+//! A build without the `tract` feature compiles the same generated code from a copy
+//! (`proto_generated.rs`), so the types are identical in every build.
 
+#[cfg(feature = "tract")]
 pub use tract_onnx::pb::*;
+
+#[cfg(not(feature = "tract"))]
+#[allow(
+    clippy::all,
+    missing_docs,
+    reason = "prost's generated code, kept verbatim"
+)]
+mod generated {
+    include!("proto_generated.rs");
+}
+#[cfg(not(feature = "tract"))]
+pub use generated::*;

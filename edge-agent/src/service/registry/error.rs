@@ -1,6 +1,7 @@
 //! Why a registry operation failed: typed by what went wrong, naming the kind of entry.
 
 use crate::storage::{not_found, Kind, StoreError};
+#[cfg(feature = "functions")]
 use functions_runtime::CompileError;
 
 /// Why a model or function repository operation failed. The HTTP layer maps `NotFound` and
@@ -161,6 +162,7 @@ pub enum Rejection {
     #[error("model failed to load: {}", inference::error_chain(.0))]
     Model(#[source] inference::Error),
     /// The WebAssembly module does not compile or link.
+    #[cfg(feature = "functions")]
     #[error(transparent)]
     Module(CompileError),
 }
