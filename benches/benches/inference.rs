@@ -120,7 +120,10 @@ fn real_cases() -> Vec<Case> {
     }
 }
 
-fn read_case(dir: &Path, names: &[&str]) -> anyhow::Result<(Vec<u8>, Vec<(String, Tensor)>)> {
+/// A model's bytes and its named inputs.
+type CaseData = (Vec<u8>, Vec<(String, Tensor)>);
+
+fn read_case(dir: &Path, names: &[&str]) -> anyhow::Result<CaseData> {
     let bytes = std::fs::read(dir.join("model.onnx"))?;
     let inputs = names
         .iter()
