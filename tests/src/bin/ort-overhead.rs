@@ -205,8 +205,10 @@ fn main() -> anyhow::Result<()> {
             .context("no data set")?;
         let model = Model::load(bytes.clone(), &options)?;
         let mut session = Session::builder(runtime.environment())?
-            .with_intra_threads(args.threads)?
-            .with_inter_threads(1)?
+            .with_intra_threads(args.threads)
+            .map_err(ort::Error::from)?
+            .with_inter_threads(1)
+            .map_err(ort::Error::from)?
             .commit_from_memory(&bytes)?;
         let mut ours = || -> anyhow::Result<()> {
             std::hint::black_box(
