@@ -206,9 +206,9 @@ fn main() -> anyhow::Result<()> {
         let model = Model::load(bytes.clone(), &options)?;
         let mut session = Session::builder(runtime.environment())?
             .with_intra_threads(args.threads)
-            .map_err(ort::Error::from)?
+            .map_err(<ort::Error>::from)?
             .with_inter_threads(1)
-            .map_err(ort::Error::from)?
+            .map_err(<ort::Error>::from)?
             .commit_from_memory(&bytes)?;
         let mut ours = || -> anyhow::Result<()> {
             std::hint::black_box(
