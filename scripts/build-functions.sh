@@ -10,5 +10,8 @@ cd "$(dirname "$0")/.."
 if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   rustup target add wasm32-wasip1
 fi
-cargo build --manifest-path functions/Cargo.toml --release --target wasm32-wasip1 --locked "$@"
+# Always into functions/target, whatever CARGO_TARGET_DIR says: the benches and the commands
+# above read the modules from there.
+cargo build --manifest-path functions/Cargo.toml --release --target wasm32-wasip1 --locked \
+  --target-dir functions/target "$@"
 ls -l functions/target/wasm32-wasip1/release/*.wasm
