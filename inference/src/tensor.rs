@@ -210,6 +210,8 @@ macro_rules! with_array {
         }
     };
 }
+// Only the tract backend converts through it.
+#[cfg_attr(not(feature = "tract"), allow(unused_imports))]
 pub(crate) use with_array;
 
 impl Tensor {
