@@ -51,6 +51,18 @@ impl HarnessArgs {
     }
 }
 
+/// Parses the value of `--concurrency`, a list of client counts like `1,16,64`.
+pub fn parse_concurrency(value: Option<String>) -> anyhow::Result<Vec<usize>> {
+    value
+        .context("--concurrency needs a list like 1,16,64")?
+        .split(',')
+        .map(|n| {
+            n.parse()
+                .with_context(|| format!("--concurrency: `{n}` is not a number"))
+        })
+        .collect()
+}
+
 /// Parses a CPU list like `0`, `0,2` or `0-3`.
 pub fn parse_cpus(text: &str) -> anyhow::Result<Vec<usize>> {
     let mut cpus = Vec::new();

@@ -8,7 +8,8 @@ use anyhow::Context;
 mod harness;
 
 pub use harness::{
-    cpu_count, load_average, parse_cpus, pin_current_thread, Harness, HarnessArgs, HARNESS_USAGE,
+    cpu_count, load_average, parse_concurrency, parse_cpus, pin_current_thread, Harness,
+    HarnessArgs, HARNESS_USAGE,
 };
 
 /// The first test digit of `models/digits.npz`, as 64 floats.

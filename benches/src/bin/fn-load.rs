@@ -16,7 +16,9 @@
 //! ```
 
 use anyhow::Context;
-use platform_benches::{closed_loop_text, Harness, HarnessArgs, LoadRun, HARNESS_USAGE};
+use platform_benches::{
+    closed_loop_text, parse_concurrency, Harness, HarnessArgs, LoadRun, HARNESS_USAGE,
+};
 use serde_json::json;
 
 struct Args {
@@ -41,14 +43,7 @@ fn parse_args() -> anyhow::Result<Args> {
         match a.as_str() {
             "--seconds" => args.seconds = it.next().context("--seconds needs a value")?.parse()?,
             "--repeats" => args.repeats = it.next().context("--repeats needs a value")?.parse()?,
-            "--concurrency" => {
-                args.concurrency = it
-                    .next()
-                    .context("--concurrency needs a list like 1,8,16")?
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()?
-            }
+            "--concurrency" => args.concurrency = parse_concurrency(it.next())?,
             "--bench" => {}
             other => anyhow::bail!(
                 "unknown argument `{other}`; use --seconds S --repeats N --concurrency 1,8,16 \

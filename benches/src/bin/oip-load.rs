@@ -19,7 +19,7 @@
 use anyhow::Context;
 use inference::test_support::model_bytes;
 use inference::BackendKind;
-use platform_benches::{closed_loop, Harness, HarnessArgs, HARNESS_USAGE};
+use platform_benches::{closed_loop, parse_concurrency, Harness, HarnessArgs, HARNESS_USAGE};
 use serde_json::{json, Value};
 
 struct Args {
@@ -41,14 +41,7 @@ fn parse_args() -> anyhow::Result<Args> {
         }
         match a.as_str() {
             "--seconds" => args.seconds = it.next().context("--seconds needs a value")?.parse()?,
-            "--concurrency" => {
-                args.concurrency = it
-                    .next()
-                    .context("--concurrency needs a list like 1,16,64")?
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()?
-            }
+            "--concurrency" => args.concurrency = parse_concurrency(it.next())?,
             "--bench" => {}
             other => anyhow::bail!(
                 "unknown argument `{other}`; use --seconds S --concurrency 1,16,64 {HARNESS_USAGE}"
