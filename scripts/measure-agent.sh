@@ -24,7 +24,7 @@ source scripts/env.sh >/dev/null
 target="${CARGO_TARGET_DIR:-$root/target}"
 out="$target/measure-agent"
 mkdir -p "$out"
-configs="${MEASURE_CONFIGS:-full tract-only ort-only no-functions}"
+configs="${MEASURE_CONFIGS:-full tract-only ort-only no-functions ort-functions}"
 requests="${MEASURE_REQUESTS:-10000}"
 port="${MEASURE_PORT:-18181}"
 
@@ -34,13 +34,14 @@ features_of() {
         tract-only) echo "--no-default-features --features tract" ;;
         ort-only) echo "--no-default-features --features ort" ;;
         no-functions) echo "--no-default-features --features tract,ort" ;;
-        *) echo "unknown configuration $1 (full, tract-only, ort-only, no-functions)" >&2; exit 2 ;;
+        ort-functions) echo "--no-default-features --features ort,functions" ;;
+        *) echo "unknown configuration $1 (full, tract-only, ort-only, no-functions, ort-functions)" >&2; exit 2 ;;
     esac
 }
 engines_of() {
     case "$1" in
         tract-only) echo "tract" ;;
-        ort-only) echo "ort" ;;
+        ort-only|ort-functions) echo "ort" ;;
         *) echo "tract ort" ;;
     esac
 }

@@ -38,3 +38,6 @@ echo "==> cargo clippy + test build: cargo test --workspace --all-targets --no-r
 cargo test --workspace --all-targets --locked --no-run
 echo "==> cargo test"
 cargo test --workspace --locked
+# The agent without edge functions (README, "Shipped binary"): its function routes answer 501.
+echo "==> cargo test -p edge-agent --no-default-features --features ort --test without_functions"
+cargo test -p edge-agent --no-default-features --features ort --locked --test without_functions
