@@ -130,9 +130,8 @@ pub fn load_digits(path: &Path, split: &str) -> Result<Dataset, RecipeError> {
             shape,
         });
     }
-    Dataset::new(data.x.iter().copied().collect(), vec![64], data.y.to_vec()).map_err(|e| {
-        RecipeError::Recipe(format!("`{}` split `{split}`: {e}", path.display()))
-    })
+    Dataset::new(data.x.iter().copied().collect(), vec![64], data.y.to_vec())
+        .map_err(|e| RecipeError::Recipe(format!("`{}` split `{split}`: {e}", path.display())))
 }
 
 fn initializer(name: &str, shape: &[usize], value: f32) -> pb::TensorProto {
@@ -302,7 +301,14 @@ mod tests {
         assert_eq!(meta.opset(), Some(17));
         assert_eq!(
             meta.operators,
-            ["BatchNormalization", "Conv", "Flatten", "Gemm", "MaxPool", "Relu"]
+            [
+                "BatchNormalization",
+                "Conv",
+                "Flatten",
+                "Gemm",
+                "MaxPool",
+                "Relu"
+            ]
         );
     }
 

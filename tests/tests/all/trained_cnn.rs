@@ -18,8 +18,8 @@ fn test_split() -> model_tools::Dataset {
 /// The logits of every test digit.
 fn logits(options: LoadOptions, data: &model_tools::Dataset) -> ArrayD<f32> {
     let model = Model::load(model_bytes(FILE_NAME), &options).unwrap();
-    let x = Tensor::from_shape_vec(&[data.len(), 1, 8, 8], data.x.iter().copied().collect())
-        .unwrap();
+    let x =
+        Tensor::from_shape_vec(&[data.len(), 1, 8, 8], data.x.iter().copied().collect()).unwrap();
     let out = model.run([(INPUT, x)]).unwrap();
     out.get(OUTPUT).unwrap().as_array::<f32>().unwrap().clone()
 }
@@ -129,10 +129,11 @@ print(" ".join(str(int(p)) for p in s.run(["logits"], {"input": x})[0].argmax(ax
 /// Runs the program with its defaults into a temporary file and compares the bytes with the
 /// committed model. Bytes are reproducible on the CPU that trained the committed model; another
 /// CPU may round candle's matrix products differently (see `integration_tests::digits_cnn`).
-/// Ignored by default: 30 epochs take about TODO s in a debug build; run it with
-/// `cargo test -p integration-tests --test all trained_cnn -- --ignored`.
+/// Ignored by default: 30 epochs take about 2 minutes in a debug build (same bytes with
+/// `RAYON_NUM_THREADS=1`); run it with
+/// `cargo test --workspace --test all the_program_writes -- --ignored`.
 #[test]
-#[ignore = "trains for TODO s in a debug build; run with --ignored"]
+#[ignore = "trains for about 2 minutes in a debug build; run with --ignored"]
 fn the_program_writes_the_committed_bytes_again() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(FILE_NAME);
