@@ -208,7 +208,7 @@ fn write_report(
         },
         if options.reduce_range { ", 7-bit" } else { "" },
     )?;
-    writeln!(out, "quantized   {} nodes", report.quantized.len())?;
+    writeln!(out, "quantized   {}", nodes(report.quantized.len()))?;
     let width = report
         .quantized
         .iter()
@@ -243,7 +243,7 @@ fn write_report(
             *m.entry(k.op_type.as_str()).or_default() += 1;
             m
         });
-    writeln!(out, "kept float  {} nodes", report.kept_float.len())?;
+    writeln!(out, "kept float  {}", nodes(report.kept_float.len()))?;
     for k in &notable {
         writeln!(
             out,
@@ -256,7 +256,13 @@ fn write_report(
     if !untouched.is_empty() {
         let ops: Vec<String> = untouched
             .iter()
-            .map(|(op, n)| if *n == 1 { op.to_string() } else { format!("{op} ×{n}") })
+            .map(|(op, n)| {
+                if *n == 1 {
+                    op.to_string()
+                } else {
+                    format!("{op} ×{n}")
+                }
+            })
             .collect();
         writeln!(out, "  not quantizable (left as is): {}", ops.join(", "))?;
     }
@@ -286,5 +292,13 @@ fn label<'a>(node: &'a str, output: &'a str) -> &'a str {
         output
     } else {
         node
+    }
+}
+
+fn nodes(n: usize) -> String {
+    if n == 1 {
+        "1 node".to_owned()
+    } else {
+        format!("{n} nodes")
     }
 }

@@ -37,8 +37,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
-use inference::onnx::proto::{GraphProto, NodeProto};
 use inference::onnx;
+use inference::onnx::proto::{GraphProto, NodeProto};
 use serde::Serialize;
 
 use self::plan::Rewrite;

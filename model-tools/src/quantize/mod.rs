@@ -48,6 +48,5 @@ pub use params::{
 };
 pub use report::{KeepReason, KeptNode, QuantizeReport, QuantizedNode};
 pub use weights::{
-    quantize_weights, weight_channel_axis, Granularity, QuantizedWeights, WeightConfig,
-    WeightError,
+    quantize_weights, weight_channel_axis, Granularity, QuantizedWeights, WeightConfig, WeightError,
 };

@@ -21,7 +21,11 @@ impl Names {
     }
 
     fn add_graph(&mut self, graph: &GraphProto) {
-        let declared = graph.input.iter().chain(&graph.output).chain(&graph.value_info);
+        let declared = graph
+            .input
+            .iter()
+            .chain(&graph.output)
+            .chain(&graph.value_info);
         self.used.extend(declared.map(|v| v.name.clone()));
         self.used
             .extend(graph.initializer.iter().map(|t| t.name.clone()));
@@ -89,11 +93,7 @@ mod tests {
             ..Default::default()
         };
         let mut node = onnx::make_node("If", "if", &["c"], &["y"]);
-        onnx::set_attribute(
-            &mut node,
-            "then_branch",
-            onnx::AttributeValue::Graph(inner),
-        );
+        onnx::set_attribute(&mut node, "then_branch", onnx::AttributeValue::Graph(inner));
         let graph = GraphProto {
             node: vec![node],
             ..Default::default()

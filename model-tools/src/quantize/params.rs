@@ -176,8 +176,15 @@ impl ParamsConfig {
 /// [`ParamsConfig::range`], which always holds 0.
 pub fn params_for_range(rmin: f32, rmax: f32, config: &ParamsConfig) -> QuantParams {
     let (qmin, qmax) = config.range();
-    compute_scale_zp(rmin, rmax, qmin, qmax, config.symmetric, config.min_real_range)
-        .expect("QuantType ranges hold 0")
+    compute_scale_zp(
+        rmin,
+        rmax,
+        qmin,
+        qmax,
+        config.symmetric,
+        config.min_real_range,
+    )
+    .expect("QuantType ranges hold 0")
 }
 
 /// onnxruntime's `compute_scale_zp` for float32 data: the scale and zero point mapping
@@ -325,7 +332,11 @@ mod tests {
 
     #[test]
     fn names_parse_in_any_spelling() {
-        for (s, t) in [("s8", QuantType::S8), ("INT8", QuantType::S8), ("u8", QuantType::U8)] {
+        for (s, t) in [
+            ("s8", QuantType::S8),
+            ("INT8", QuantType::S8),
+            ("u8", QuantType::U8),
+        ] {
             assert_eq!(s.parse::<QuantType>().unwrap(), t);
         }
         let err = "int4".parse::<QuantType>().unwrap_err().to_string();

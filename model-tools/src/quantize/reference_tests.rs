@@ -18,7 +18,10 @@ fn reference() -> Value {
 
 fn cases<'a>(doc: &'a Value, key: &str) -> &'a [Value] {
     let cases = doc[key].as_array().expect("an array of cases");
-    assert!(cases.len() > 100 || key == "quantize_data", "{key}: too few cases");
+    assert!(
+        cases.len() > 100 || key == "quantize_data",
+        "{key}: too few cases"
+    );
     cases
 }
 
@@ -55,8 +58,8 @@ fn float32_scales_and_zero_points_match_onnxruntime() {
     let doc = reference();
     for case in cases(&doc, "scale_zp_f32") {
         let (qmin, qmax) = check_range(case);
-        let width = (!case["min_real_range_bits"].is_null())
-            .then(|| f32_of(case, "min_real_range_bits"));
+        let width =
+            (!case["min_real_range_bits"].is_null()).then(|| f32_of(case, "min_real_range_bits"));
         let p = compute_scale_zp(
             f32_of(case, "rmin_bits"),
             f32_of(case, "rmax_bits"),
@@ -66,8 +69,16 @@ fn float32_scales_and_zero_points_match_onnxruntime() {
             width,
         )
         .unwrap();
-        assert_eq!(p.scale.to_bits(), int(case, "scale_bits") as u32, "scale of {case}: {p:?}");
-        assert_eq!(i64::from(p.zero_point), int(case, "zero_point"), "zero point of {case}");
+        assert_eq!(
+            p.scale.to_bits(),
+            int(case, "scale_bits") as u32,
+            "scale of {case}: {p:?}"
+        );
+        assert_eq!(
+            i64::from(p.zero_point),
+            int(case, "zero_point"),
+            "zero point of {case}"
+        );
         if width.is_none() {
             let config = ParamsConfig {
                 qtype: qtype(case),
@@ -90,8 +101,8 @@ fn float16_scales_and_zero_points_match_onnxruntime() {
     let doc = reference();
     for case in cases(&doc, "scale_zp_f16") {
         let (qmin, qmax) = check_range(case);
-        let width = (!case["min_real_range_bits"].is_null())
-            .then(|| f16_of(case, "min_real_range_bits"));
+        let width =
+            (!case["min_real_range_bits"].is_null()).then(|| f16_of(case, "min_real_range_bits"));
         let p = compute_scale_zp_f16(
             f16_of(case, "rmin_bits"),
             f16_of(case, "rmax_bits"),
@@ -101,8 +112,16 @@ fn float16_scales_and_zero_points_match_onnxruntime() {
             width,
         )
         .unwrap();
-        assert_eq!(p.scale.to_bits(), int(case, "scale_bits") as u16, "scale of {case}: {p:?}");
-        assert_eq!(i64::from(p.zero_point), int(case, "zero_point"), "zero point of {case}");
+        assert_eq!(
+            p.scale.to_bits(),
+            int(case, "scale_bits") as u16,
+            "scale of {case}: {p:?}"
+        );
+        assert_eq!(
+            i64::from(p.zero_point),
+            int(case, "zero_point"),
+            "zero point of {case}"
+        );
     }
 }
 
@@ -127,8 +146,16 @@ fn quantized_arrays_match_onnxruntime() {
         };
         let tensor = Tensor::from_shape_vec(&[data.len()], data).unwrap();
         let q = quantize_weights(&tensor, &config).unwrap();
-        assert_eq!(q.params[0].scale.to_bits(), int(case, "scale_bits") as u32, "{case}");
-        assert_eq!(i64::from(q.params[0].zero_point), int(case, "zero_point"), "{case}");
+        assert_eq!(
+            q.params[0].scale.to_bits(),
+            int(case, "scale_bits") as u32,
+            "{case}"
+        );
+        assert_eq!(
+            i64::from(q.params[0].zero_point),
+            int(case, "zero_point"),
+            "{case}"
+        );
         let values: Vec<i64> = match &q.data {
             Tensor::U8(a) => a.iter().map(|&v| i64::from(v)).collect(),
             Tensor::I8(a) => a.iter().map(|&v| i64::from(v)).collect(),

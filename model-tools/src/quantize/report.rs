@@ -125,7 +125,10 @@ impl fmt::Display for KeepReason {
             KeepReason::OpTypeNotSelected => f.write_str("operator type not selected"),
             KeepReason::NotQuantizable => f.write_str("no integer form; left as is"),
             KeepReason::WeightNotConstant { input } => {
-                write!(f, "weight `{input}` is computed at run time, not an initializer")
+                write!(
+                    f,
+                    "weight `{input}` is computed at run time, not an initializer"
+                )
             }
             KeepReason::WeightIsGraphInput { input } => write!(
                 f,

@@ -351,7 +351,10 @@ mod tests {
     fn bad_weights_are_refused_with_the_reason() {
         let nan = tensor(&[2], &[0.0, f32::NAN]);
         let err = quantize_weights(&nan, &WeightConfig::per_tensor(QuantType::S8)).unwrap_err();
-        assert!(matches!(err, WeightError::NonFinite { index: 1, .. }), "{err}");
+        assert!(
+            matches!(err, WeightError::NonFinite { index: 1, .. }),
+            "{err}"
+        );
         let ints = Tensor::from_shape_vec(&[1], vec![1i64]).unwrap();
         let err = quantize_weights(&ints, &WeightConfig::per_tensor(QuantType::S8)).unwrap_err();
         assert!(err.to_string().contains("int64"), "{err}");

@@ -88,12 +88,20 @@ fn the_mlp_quantizes_checks_and_runs_everywhere_within_a_point() {
     let (int8, report) = quantize("digits_mlp.onnx", &DynamicOptions::default());
     let names: Vec<&str> = report.quantized.iter().map(|q| q.node.as_str()).collect();
     assert_eq!(names, ["fc1", "fc2"], "{report:?}");
-    assert!(report.quantized.iter().all(|q| q.integer_op == "MatMulInteger"));
+    assert!(report
+        .quantized
+        .iter()
+        .all(|q| q.integer_op == "MatMulInteger"));
     assert!(ops(&int8).contains(&"DynamicQuantizeLinear".to_owned()));
     assert!(!ops(&int8).contains(&"Gemm".to_owned()));
     assert_eq!(report.size_before, fp32.len());
     assert_eq!(report.size_after, int8.len());
-    assert!(int8.len() * 2 < fp32.len(), "{} vs {}", int8.len(), fp32.len());
+    assert!(
+        int8.len() * 2 < fp32.len(),
+        "{} vs {}",
+        int8.len(),
+        fp32.len()
+    );
 
     let fp32_accuracy = accuracy(&fp32, &tract());
     let tract_accuracy = accuracy(&int8, &tract());
@@ -148,7 +156,12 @@ fn ours_is_no_worse_and_no_larger_than_onnxruntimes_quantize_dynamic() {
     let test = "ours_is_no_worse_and_no_larger_than_onnxruntimes_quantize_dynamic";
     let anchor = model_bytes("digits_mlp_int8.onnx");
     let (ours, _) = quantize("digits_mlp.onnx", &DynamicOptions::default());
-    assert!(ours.len() <= anchor.len(), "ours {} bytes, onnxruntime's {}", ours.len(), anchor.len());
+    assert!(
+        ours.len() <= anchor.len(),
+        "ours {} bytes, onnxruntime's {}",
+        ours.len(),
+        anchor.len()
+    );
     let Some(ort) = ort(test) else { return };
     let (a, b) = (accuracy(&ours, &ort), accuracy(&anchor, &ort));
     assert!(a >= b - 0.002, "ours {a} vs onnxruntime's {b}");
@@ -194,7 +207,11 @@ fn the_cnns_conv_becomes_conv_integer_and_agrees_with_fp32() {
                 ..DynamicOptions::default()
             };
             let (int8, report) = quantize("digits_cnn.onnx", &options);
-            let conv = report.quantized.iter().find(|q| q.op_type == "Conv").unwrap();
+            let conv = report
+                .quantized
+                .iter()
+                .find(|q| q.op_type == "Conv")
+                .unwrap();
             assert_eq!(conv.integer_op, "ConvInteger");
             assert_eq!(conv.stored_as, QuantType::U8);
             assert_eq!(conv.per_channel, per_channel);
@@ -203,10 +220,16 @@ fn the_cnns_conv_becomes_conv_integer_and_agrees_with_fp32() {
             let shape = [1, 8, 8];
             let reference = predictions(&fp32, &tract(), &shape);
             let on_tract = predictions(&int8, &tract(), &shape);
-            assert!(agreement(&reference, &on_tract) >= 0.9, "{weight_type} {per_channel}");
+            assert!(
+                agreement(&reference, &on_tract) >= 0.9,
+                "{weight_type} {per_channel}"
+            );
             if let Some(ort) = ort(test) {
                 let on_ort = predictions(&int8, &ort, &shape);
-                assert!(agreement(&reference, &on_ort) >= 0.9, "{weight_type} {per_channel}");
+                assert!(
+                    agreement(&reference, &on_ort) >= 0.9,
+                    "{weight_type} {per_channel}"
+                );
                 python_check(test, &int8);
             }
         }
@@ -226,10 +249,17 @@ fn excluded_nodes_and_unselected_op_types_stay_float() {
     let model = onnx::decode_model(&int8).unwrap();
     let graph = onnx::graph(&model).unwrap();
     let original = onnx::decode_model(&model_bytes("digits_mlp.onnx")).unwrap();
-    let original_fc2 = onnx::graph(&original).unwrap().node.iter().find(|n| n.name == "fc2");
+    let original_fc2 = onnx::graph(&original)
+        .unwrap()
+        .node
+        .iter()
+        .find(|n| n.name == "fc2");
     assert_eq!(graph.node.iter().find(|n| n.name == "fc2"), original_fc2);
     assert!(onnx::initializer(graph, "fc2.weight").is_some());
-    assert!(onnx::initializer(graph, "fc1.weight").is_none(), "the replaced weight is dropped");
+    assert!(
+        onnx::initializer(graph, "fc1.weight").is_none(),
+        "the replaced weight is dropped"
+    );
 
     let only_conv = DynamicOptions {
         op_types: [DynamicOp::Conv].into_iter().collect(),
@@ -280,13 +310,28 @@ fn an_unknown_operator_is_left_alone_and_reported_while_the_rest_is_quantized() 
     let (int8, report) = quantize_dynamic(&bytes, &DynamicOptions::default()).unwrap();
     let quantized: Vec<&str> = report.quantized.iter().map(|q| q.node.as_str()).collect();
     assert_eq!(quantized, ["first", "second"]);
-    let mystery = report.kept_float.iter().find(|k| k.node == "middle").unwrap();
+    let mystery = report
+        .kept_float
+        .iter()
+        .find(|k| k.node == "middle")
+        .unwrap();
     assert_eq!(mystery.op_type, "com.example.Mystery");
     assert_eq!(mystery.reason, KeepReason::NotQuantizable);
     let model = onnx::decode_model(&int8).unwrap();
-    let node = onnx::graph(&model).unwrap().node.iter().find(|n| n.name == "middle");
+    let node = onnx::graph(&model)
+        .unwrap()
+        .node
+        .iter()
+        .find(|n| n.name == "middle");
     let original = onnx::decode_model(&bytes).unwrap();
-    assert_eq!(node, onnx::graph(&original).unwrap().node.iter().find(|n| n.name == "middle"));
+    assert_eq!(
+        node,
+        onnx::graph(&original)
+            .unwrap()
+            .node
+            .iter()
+            .find(|n| n.name == "middle")
+    );
 }
 
 #[test]
@@ -295,7 +340,10 @@ fn a_low_opset_is_raised_to_11_when_safe_and_refused_when_not() {
     let bytes = chain_model("Relu", "", 9);
     let (int8, report) = quantize_dynamic(&bytes, &DynamicOptions::default()).unwrap();
     assert_eq!((report.opset_before, report.opset_after), (9, 11));
-    assert_eq!(onnx::opset_version(&onnx::decode_model(&int8).unwrap(), ""), Some(11));
+    assert_eq!(
+        onnx::opset_version(&onnx::decode_model(&int8).unwrap(), ""),
+        Some(11)
+    );
     if let Some(ort) = ort(test) {
         let model = Model::load(int8.clone(), &ort).unwrap();
         let x = Tensor::from_shape_vec(&[2, 4], vec![0.5f32; 8]).unwrap();
@@ -305,8 +353,14 @@ fn a_low_opset_is_raised_to_11_when_safe_and_refused_when_not() {
     let clip = chain_model("Clip", "", 10);
     let err = quantize_dynamic(&clip, &DynamicOptions::default()).unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, QuantizeError::OpsetTooOld { version: 10, .. }), "{message}");
-    assert!(message.contains("`middle` (Clip)") && message.contains("version_converter"), "{message}");
+    assert!(
+        matches!(err, QuantizeError::OpsetTooOld { version: 10, .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("`middle` (Clip)") && message.contains("version_converter"),
+        "{message}"
+    );
 }
 
 /// The full checker and an onnxruntime session on a model without digits semantics.
@@ -320,8 +374,16 @@ fn python_check_runs(test: &str, bytes: &[u8]) {
     let script = "import sys, onnx, onnxruntime as ort\n\
                   onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)\n\
                   ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n";
-    let out = Command::new(python).args(["-c", script]).arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -346,11 +408,18 @@ fn weights_computed_at_run_time_or_overridable_stay_float() {
     assert_eq!(
         reasons,
         [
-            &KeepReason::WeightNotConstant { input: "b".to_owned() },
-            &KeepReason::WeightIsGraphInput { input: "w".to_owned() },
+            &KeepReason::WeightNotConstant {
+                input: "b".to_owned()
+            },
+            &KeepReason::WeightIsGraphInput {
+                input: "w".to_owned()
+            },
         ]
     );
-    assert_eq!(onnx::decode_model(&out).unwrap(), onnx::decode_model(&bytes).unwrap());
+    assert_eq!(
+        onnx::decode_model(&out).unwrap(),
+        onnx::decode_model(&bytes).unwrap()
+    );
 }
 
 #[test]
@@ -358,34 +427,54 @@ fn malformed_models_and_options_are_errors_that_name_the_problem() {
     let options = DynamicOptions::default();
     let garbage = quantize_dynamic(b"\x08\x07\x12\xff\xff", &options).unwrap_err();
     assert!(matches!(garbage, QuantizeError::Format(_)), "{garbage}");
-    assert!(garbage.to_string().contains("not a valid ONNX model"), "{garbage}");
+    assert!(
+        garbage.to_string().contains("not a valid ONNX model"),
+        "{garbage}"
+    );
     let empty = quantize_dynamic(b"", &options).unwrap_err().to_string();
-    assert!(empty.contains("opset") || empty.contains("no graph"), "{empty}");
+    assert!(
+        empty.contains("opset") || empty.contains("no graph"),
+        "{empty}"
+    );
 
     let mut model = onnx::decode_model(&model_bytes("digits_mlp.onnx")).unwrap();
     let fc1 = &mut onnx::graph_mut(&mut model).unwrap().node[0];
     onnx::set_attribute(fc1, "alpha", onnx::AttributeValue::Int(2));
-    let err = quantize_dynamic(&onnx::encode_model(&model), &options).unwrap_err().to_string();
+    let err = quantize_dynamic(&onnx::encode_model(&model), &options)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`fc1`") && err.contains("alpha"), "{err}");
 
     let mut model = onnx::decode_model(&model_bytes("digits_mlp.onnx")).unwrap();
     let graph = onnx::graph_mut(&mut model).unwrap();
-    onnx::initializer_mut(graph, "fc1.weight").unwrap().raw_data.truncate(10);
-    let err = quantize_dynamic(&onnx::encode_model(&model), &options).unwrap_err().to_string();
+    onnx::initializer_mut(graph, "fc1.weight")
+        .unwrap()
+        .raw_data
+        .truncate(10);
+    let err = quantize_dynamic(&onnx::encode_model(&model), &options)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("fc1.weight") && err.contains("bytes"), "{err}");
 
     let typo = DynamicOptions {
         exclude_nodes: vec!["fc3".to_owned()],
         ..DynamicOptions::default()
     };
-    let err = quantize_dynamic(&model_bytes("digits_mlp.onnx"), &typo).unwrap_err().to_string();
-    assert!(err.contains("`fc3`") && err.contains("fc1, relu1, fc2"), "{err}");
+    let err = quantize_dynamic(&model_bytes("digits_mlp.onnx"), &typo)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`fc3`") && err.contains("fc1, relu1, fc2"),
+        "{err}"
+    );
 
     let none = DynamicOptions {
         op_types: Default::default(),
         ..DynamicOptions::default()
     };
-    let err = quantize_dynamic(&model_bytes("digits_mlp.onnx"), &none).unwrap_err().to_string();
+    let err = quantize_dynamic(&model_bytes("digits_mlp.onnx"), &none)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("MatMul, Gemm, Conv"), "{err}");
 }
 
@@ -406,48 +495,131 @@ fn the_cli_writes_the_model_and_prints_what_it_did() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("mlp.onnx");
     let out_arg = out_path.to_str().unwrap();
-    let args = ["quantize", "dynamic", "models/digits_mlp.onnx", out_arg, "--per-channel"];
+    let args = [
+        "quantize",
+        "dynamic",
+        "models/digits_mlp.onnx",
+        out_arg,
+        "--per-channel",
+    ];
     let out = model_tools(&args, &repo());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let written = std::fs::read(&out_path).unwrap();
-    for expected in ["quantized   2 nodes", "fc1", "MatMulInteger", "per channel", "Relu", "Softmax"] {
+    for expected in [
+        "quantized   2 nodes",
+        "fc1",
+        "MatMulInteger",
+        "per channel",
+        "Relu",
+        "Softmax",
+    ] {
         assert!(stdout.contains(expected), "{expected}: {stdout}");
     }
-    assert!(stdout.contains(&format!("-> {} bytes", written.len())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("-> {} bytes", written.len())),
+        "{stdout}"
+    );
 
-    let json = model_tools(&["quantize", "dynamic", "models/digits_mlp.onnx", out_arg, "--json", "--exclude-nodes", "fc1", "--weight-type", "u8"], &repo());
-    assert!(json.status.success(), "{}", String::from_utf8_lossy(&json.stderr));
+    let json = model_tools(
+        &[
+            "quantize",
+            "dynamic",
+            "models/digits_mlp.onnx",
+            out_arg,
+            "--json",
+            "--exclude-nodes",
+            "fc1",
+            "--weight-type",
+            "u8",
+        ],
+        &repo(),
+    );
+    assert!(
+        json.status.success(),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["report"]["quantized"][0]["node"], "fc2");
     assert_eq!(report["report"]["quantized"][0]["weight_type"], "u8");
-    assert_eq!(report["report"]["kept_float"][0]["reason"]["kind"], "excluded");
+    assert_eq!(
+        report["report"]["kept_float"][0]["reason"]["kind"],
+        "excluded"
+    );
 }
 
 #[test]
 fn the_cli_teaches_and_refuses_clearly() {
     let help = model_tools(&["quantize", "dynamic", "--help"], &repo());
     let help = String::from_utf8_lossy(&help.stdout);
-    for expected in ["DynamicQuantizeLinear", "--weight-type", "[possible values: s8, u8]", "--per-channel", "--exclude-nodes", "Examples:"] {
+    for expected in [
+        "DynamicQuantizeLinear",
+        "--weight-type",
+        "[possible values: s8, u8]",
+        "--per-channel",
+        "--exclude-nodes",
+        "Examples:",
+    ] {
         assert!(help.contains(expected), "{expected}: {help}");
     }
     let dir = tempfile::tempdir().unwrap();
-    let bad_type = model_tools(&["quantize", "dynamic", "a.onnx", "b.onnx", "--weight-type", "int4"], dir.path());
+    let bad_type = model_tools(
+        &[
+            "quantize",
+            "dynamic",
+            "a.onnx",
+            "b.onnx",
+            "--weight-type",
+            "int4",
+        ],
+        dir.path(),
+    );
     assert!(!bad_type.status.success());
     assert!(String::from_utf8_lossy(&bad_type.stderr).contains("s8, u8"));
-    let bad_op = model_tools(&["quantize", "dynamic", "a.onnx", "b.onnx", "--op-types", "MatMul,Relu"], dir.path());
+    let bad_op = model_tools(
+        &[
+            "quantize",
+            "dynamic",
+            "a.onnx",
+            "b.onnx",
+            "--op-types",
+            "MatMul,Relu",
+        ],
+        dir.path(),
+    );
     assert!(String::from_utf8_lossy(&bad_op.stderr).contains("MatMul, Gemm, Conv"));
-    let missing = model_tools(&["quantize", "dynamic", "absent.onnx", "b.onnx"], dir.path());
+    let missing = model_tools(
+        &["quantize", "dynamic", "absent.onnx", "b.onnx"],
+        dir.path(),
+    );
     let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert!(!missing.status.success() && stderr.contains("failed to read `absent.onnx`"), "{stderr}");
+    assert!(
+        !missing.status.success() && stderr.contains("failed to read `absent.onnx`"),
+        "{stderr}"
+    );
     let model = dir.path().join("m.onnx");
     std::fs::copy(models_dir().join("digits_mlp.onnx"), &model).unwrap();
     let same = model_tools(&["quantize", "dynamic", "m.onnx", "./m.onnx"], dir.path());
     let stderr = String::from_utf8_lossy(&same.stderr);
-    assert!(!same.status.success() && stderr.contains("is the input"), "{stderr}");
+    assert!(
+        !same.status.success() && stderr.contains("is the input"),
+        "{stderr}"
+    );
     std::fs::write(dir.path().join("junk.onnx"), b"junk bytes").unwrap();
-    let junk = model_tools(&["quantize", "dynamic", "junk.onnx", "out.onnx"], dir.path());
+    let junk = model_tools(
+        &["quantize", "dynamic", "junk.onnx", "out.onnx"],
+        dir.path(),
+    );
     let stderr = String::from_utf8_lossy(&junk.stderr);
-    assert!(stderr.contains("failed to quantize `junk.onnx`") && stderr.contains("not a valid ONNX model"), "{stderr}");
+    assert!(
+        stderr.contains("failed to quantize `junk.onnx`")
+            && stderr.contains("not a valid ONNX model"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("out.onnx").exists());
 }

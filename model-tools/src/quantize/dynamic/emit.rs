@@ -57,15 +57,29 @@ impl Rewrite<'_> {
         let mut integer = onnx::make_node(
             integer_op,
             &self.names.fresh(&format!("{base}_quant")),
-            &[x.data.as_str(), w.data.as_str(), x.zero_point.as_str(), w.zero_point.as_str()],
+            &[
+                x.data.as_str(),
+                w.data.as_str(),
+                x.zero_point.as_str(),
+                w.zero_point.as_str(),
+            ],
             &[int32.as_str()],
         );
         integer.attribute = plan.attributes.clone();
         self.nodes.push(integer);
 
         let float = self.names.fresh(&format!("{output}_float"));
-        let mut cast = onnx::make_node("Cast", &self.names.fresh(&format!("{base}_cast")), &[int32.as_str()], &[float.as_str()]);
-        onnx::set_attribute(&mut cast, "to", AttributeValue::Int(i64::from(ElementType::F32.onnx_code())));
+        let mut cast = onnx::make_node(
+            "Cast",
+            &self.names.fresh(&format!("{base}_cast")),
+            &[int32.as_str()],
+            &[float.as_str()],
+        );
+        onnx::set_attribute(
+            &mut cast,
+            "to",
+            AttributeValue::Int(i64::from(ElementType::F32.onnx_code())),
+        );
         self.nodes.push(cast);
 
         let scaled = match plan.bias {
@@ -73,7 +87,12 @@ impl Rewrite<'_> {
             _ => self.names.fresh(&format!("{output}_unbiased")),
         };
         let rescale = self.names.fresh(&format!("{base}_rescale"));
-        self.nodes.push(onnx::make_node("Mul", &rescale, &[float.as_str(), combined.as_str()], &[scaled.as_str()]));
+        self.nodes.push(onnx::make_node(
+            "Mul",
+            &rescale,
+            &[float.as_str(), combined.as_str()],
+            &[scaled.as_str()],
+        ));
 
         let bias = match plan.bias {
             Bias::None => None,
@@ -81,8 +100,11 @@ impl Rewrite<'_> {
             Bias::Scaled(name, beta) => {
                 let beta_name = self.names.fresh(&format!("{base}_beta"));
                 let beta_tensor = Tensor::from_shape_vec(&[], vec![beta]).expect("a scalar");
-                self.initializers
-                    .push(onnx::tensor_to_proto(&beta_name, &beta_tensor, DataLayout::Raw));
+                self.initializers.push(onnx::tensor_to_proto(
+                    &beta_name,
+                    &beta_tensor,
+                    DataLayout::Raw,
+                ));
                 let times_beta = self.names.fresh(&format!("{name}_times_beta"));
                 self.nodes.push(onnx::make_node(
                     "Mul",
@@ -92,16 +114,27 @@ impl Rewrite<'_> {
                 ));
                 Some(times_beta)
             }
-            Bias::Constant { base: name, tensor } => {
-                let name = self.names.fresh(&name);
+            Bias::Constant { replaces, tensor } => {
+                let suffix = match plan.op {
+                    DynamicOp::Conv => "reshaped",
+                    DynamicOp::MatMul | DynamicOp::Gemm => "times_beta",
+                };
+                let name = self.names.fresh(&format!("{replaces}_{suffix}"));
                 self.initializers
                     .push(onnx::tensor_to_proto(&name, &tensor, DataLayout::Raw));
+                // Dropped at the end unless something else still reads it.
+                self.replaced.insert(replaces);
                 Some(name)
             }
         };
         if let Some(bias) = bias {
             let add = self.names.fresh(&format!("{base}_bias_add"));
-            self.nodes.push(onnx::make_node("Add", &add, &[scaled.as_str(), bias.as_str()], &[output.as_str()]));
+            self.nodes.push(onnx::make_node(
+                "Add",
+                &add,
+                &[scaled.as_str(), bias.as_str()],
+                &[output.as_str()],
+            ));
         }
 
         self.quantized.push(QuantizedNode {

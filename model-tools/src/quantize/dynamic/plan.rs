@@ -2,8 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use inference::onnx::proto::{AttributeProto, GraphProto, NodeProto, TensorProto};
 use inference::onnx;
+use inference::onnx::proto::{AttributeProto, GraphProto, NodeProto, TensorProto};
 use inference::{ElementType, Tensor};
 
 use super::{DynamicOp, DynamicOptions};
@@ -36,8 +36,12 @@ pub(super) enum Bias {
     Value(String),
     /// A computed `C` multiplied by `beta` at run time.
     Scaled(String, f32),
-    /// A new constant (Gemm's `beta · C`, Conv's bias reshaped to `[M, 1, …]`).
-    Constant { base: String, tensor: Tensor },
+    /// A new constant (Gemm's `beta · C`, Conv's bias reshaped to `[M, 1, …]`) replacing the
+    /// initializer `replaces`.
+    Constant {
+        replaces: String,
+        tensor: Tensor,
+    },
 }
 
 /// The quantized activation: `DynamicQuantizeLinear`'s three outputs.
@@ -125,7 +129,11 @@ impl<'a> Rewrite<'a> {
     }
 
     /// How to rewrite `node`, or why not; an error for a malformed node.
-    fn plan(&self, node: &NodeProto, op: DynamicOp) -> Result<Result<Plan, KeepReason>, QuantizeError> {
+    fn plan(
+        &self,
+        node: &NodeProto,
+        op: DynamicOp,
+    ) -> Result<Result<Plan, KeepReason>, QuantizeError> {
         let unsupported = |detail: String| Ok(Err(KeepReason::Unsupported { detail }));
         let (min_inputs, max_inputs) = match op {
             DynamicOp::MatMul => (2, 2),
@@ -165,26 +173,43 @@ impl<'a> Rewrite<'a> {
         match op {
             DynamicOp::MatMul => {
                 if rank < 2 {
-                    return unsupported(format!("weight `{weight_name}` is {rank}-D; MatMulInteger needs a matrix"));
+                    return unsupported(format!(
+                        "weight `{weight_name}` is {rank}-D; MatMulInteger needs a matrix"
+                    ));
                 }
             }
             DynamicOp::Gemm => {
                 if rank != 2 {
-                    return unsupported(format!("weight `{weight_name}` is {rank}-D, not a matrix"));
+                    return unsupported(format!(
+                        "weight `{weight_name}` is {rank}-D, not a matrix"
+                    ));
                 }
-                let alpha = onnx::attr_float(node, "alpha").map_err(malformed)?.unwrap_or(1.0);
-                let beta = onnx::attr_float(node, "beta").map_err(malformed)?.unwrap_or(1.0);
-                let trans_a = onnx::attr_int(node, "transA").map_err(malformed)?.unwrap_or(0);
-                let trans_b = onnx::attr_int(node, "transB").map_err(malformed)?.unwrap_or(0);
+                let alpha = onnx::attr_float(node, "alpha")
+                    .map_err(malformed)?
+                    .unwrap_or(1.0);
+                let beta = onnx::attr_float(node, "beta")
+                    .map_err(malformed)?
+                    .unwrap_or(1.0);
+                let trans_a = onnx::attr_int(node, "transA")
+                    .map_err(malformed)?
+                    .unwrap_or(0);
+                let trans_b = onnx::attr_int(node, "transB")
+                    .map_err(malformed)?
+                    .unwrap_or(0);
                 plan.transpose_activation = trans_a != 0;
                 if trans_b != 0 {
                     plan.weight = transpose(&plan.weight);
                 }
                 if alpha != 1.0 {
                     plan.weight = scale(&plan.weight, alpha);
-                    let finite = plan.weight.as_array::<f32>().is_some_and(|a| a.iter().all(|x| x.is_finite()));
+                    let finite = plan
+                        .weight
+                        .as_array::<f32>()
+                        .is_some_and(|a| a.iter().all(|x| x.is_finite()));
                     if !finite {
-                        return unsupported(format!("alpha {alpha} times weight `{weight_name}` overflows float32"));
+                        return unsupported(format!(
+                            "alpha {alpha} times weight `{weight_name}` overflows float32"
+                        ));
                     }
                 }
                 plan.weight_key = format!("{weight_name}|transB={trans_b}|alpha={alpha}");
@@ -196,7 +221,7 @@ impl<'a> Rewrite<'a> {
                 } else {
                     match self.constant(node, c)? {
                         Ok(c_tensor) => Bias::Constant {
-                            base: format!("{c}_times_beta"),
+                            replaces: c.to_owned(),
                             tensor: scale(&c_tensor, beta),
                         },
                         Err(KeepReason::Unsupported { detail }) => return unsupported(detail),
@@ -206,7 +231,9 @@ impl<'a> Rewrite<'a> {
             }
             DynamicOp::Conv => {
                 if rank < 3 {
-                    return unsupported(format!("weight `{weight_name}` is {rank}-D; Conv weights are [M, C, k…]"));
+                    return unsupported(format!(
+                        "weight `{weight_name}` is {rank}-D; Conv weights are [M, C, k…]"
+                    ));
                 }
                 let b = input(2);
                 if !b.is_empty() {
@@ -226,7 +253,7 @@ impl<'a> Rewrite<'a> {
                     let mut shape = vec![1; rank - 1];
                     shape[0] = channels;
                     plan.bias = Bias::Constant {
-                        base: format!("{b}_reshaped"),
+                        replaces: b.to_owned(),
                         tensor: bias.reshape(&shape).expect("same element count"),
                     };
                 }
