@@ -124,8 +124,8 @@ fn the_mlp_quantizes_checks_and_runs_everywhere_within_a_point() {
 }
 
 #[test]
-fn every_weight_type_and_granularity_stays_within_a_point_on_ort() {
-    let test = "every_weight_type_and_granularity_stays_within_a_point_on_ort";
+fn every_weight_type_and_granularity_stays_within_a_point_on_ort_and_tract() {
+    let test = "every_weight_type_and_granularity_stays_within_a_point_on_ort_and_tract";
     let Some(ort) = ort(test) else { return };
     let fp32 = accuracy(&model_bytes("digits_mlp.onnx"), &ort);
     for weight_type in QuantType::ALL {
@@ -139,6 +139,11 @@ fn every_weight_type_and_granularity_stays_within_a_point_on_ort() {
             assert!(report.quantized.iter().all(|q| q.per_channel == per_channel
                 && q.weight_type == weight_type
                 && q.stored_as == weight_type));
+            let on_tract = accuracy(&int8, &tract());
+            assert!(
+                (on_tract - fp32).abs() <= 0.01,
+                "tract, {weight_type} per_channel={per_channel}: {on_tract} vs fp32 {fp32}"
+            );
             let got = accuracy(&int8, &ort);
             assert!(
                 (got - fp32).abs() <= 0.01,
