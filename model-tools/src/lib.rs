@@ -20,6 +20,7 @@
 
 mod dataset;
 mod evaluation;
+pub mod quantize;
 
 pub use dataset::{Dataset, DatasetError};
 pub use evaluation::{evaluate, EvalError, EvalReport, LatencySummary};

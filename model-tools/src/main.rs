@@ -23,6 +23,8 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Classify a labelled .npz dataset and report accuracy and latency.
     Eval(cmd::eval::EvalArgs),
+    /// Quantize a float32 model to INT8 (`quantize dynamic IN OUT`).
+    Quantize(cmd::quantize::QuantizeArgs),
 }
 
 /// How to load a model; shared by the subcommands that run one.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Quantize(args) => cmd::quantize::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

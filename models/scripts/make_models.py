@@ -12,6 +12,9 @@ Outputs:
   digits_cnn_int8.onnx    onnxruntime static QDQ quantization of the CNN, calibrated on training digits
   reference/<model>.npz   python onnxruntime outputs on the first 32 test digits, for cross-checks
   sample_request.json     an OIP v2 infer request for the MLP with test digit 0, for the demo
+
+Not made here, but listed in the manifest like every file in models/: digits_cnn_trained.onnx,
+trained in Rust by `cargo run -p integration-tests --bin train-digits-cnn` (models/README.md).
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ fn manifest_matches_every_committed_file() {
         checked += 1;
     }
     assert_eq!(
-        checked, 10,
+        checked, 11,
         "manifest lists every model, dataset and reference file"
     );
 }

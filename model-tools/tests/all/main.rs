@@ -1,3 +1,4 @@
 //! Integration tests of `model-tools`, through the real binary.
 
 mod cli;
+mod quantize_dynamic;

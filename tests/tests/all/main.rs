@@ -2,3 +2,4 @@
 
 mod conformance;
 mod real_models;
+mod trained_cnn;
