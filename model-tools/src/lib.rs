@@ -2,7 +2,9 @@
 //!
 //! - [`Dataset`]: labelled examples from a numpy `.npz` file;
 //! - [`evaluate`]: classification accuracy and latency of a model on a dataset, batch by batch,
-//!   on any backend of the `inference` crate.
+//!   on any backend of the `inference` crate;
+//! - [`calibrate`]: activation ranges for static quantization ([`calibrate::TensorRanges`]);
+//! - [`quantize`]: dynamic, static (QDQ) and accuracy-driven INT8 quantization.
 //!
 //! ```no_run
 //! use inference::{LoadOptions, Model};
@@ -18,6 +20,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod calibrate;
 mod dataset;
 mod evaluation;
 pub mod quantize;

@@ -3,3 +3,5 @@
 pub mod eval;
 pub mod inspect;
 pub mod quantize;
+pub mod quantize_auto;
+pub mod quantize_static;

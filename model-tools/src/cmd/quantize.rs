@@ -26,6 +26,13 @@ pub enum QuantizeMode {
     /// INT8 weights, activations quantized at run time: no calibration data needed.
     #[command(long_about = DYNAMIC_ABOUT)]
     Dynamic(DynamicArgs),
+    /// INT8 weights and activations with ranges calibrated on data (QDQ format).
+    #[command(long_about = super::quantize_static::STATIC_ABOUT)]
+    Static(super::quantize_static::StaticArgs),
+    /// Static quantization that keeps the most sensitive nodes in float until the accuracy
+    /// drop is within a budget.
+    #[command(long_about = super::quantize_auto::AUTO_ABOUT)]
+    Auto(super::quantize_auto::AutoArgs),
 }
 
 const DYNAMIC_ABOUT: &str = "\
@@ -115,6 +122,18 @@ fn op_type_parser() -> impl TypedValueParser<Value = DynamicOp> {
 pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
     match args.mode {
         QuantizeMode::Dynamic(args) => dynamic(args),
+        QuantizeMode::Static(args) => super::quantize_static::run(args),
+        QuantizeMode::Auto(args) => {
+            let budget = args.max_accuracy_drop;
+            if super::quantize_auto::run(args)? {
+                Ok(())
+            } else {
+                bail!(
+                    "no configuration is within {budget} points of FP32; the most accurate \
+                     one was written (raise --max-accuracy-drop or --max-float-nodes)"
+                )
+            }
+        }
     }
 }
 
@@ -168,46 +187,62 @@ fn dynamic(args: DynamicArgs) -> anyhow::Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    write_report(&mut out, &args, &options, &report, elapsed)?;
+    write_report(&mut out, &dynamic_header(&args, &options), &report, elapsed)?;
     Ok(())
 }
 
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
 }
 
-fn write_report(
+/// The lines that describe a dynamic quantization, before the common report.
+fn dynamic_header(args: &DynamicArgs, options: &DynamicOptions) -> [String; 2] {
+    [
+        format!(
+            "model       {} -> {}",
+            args.input.display(),
+            args.output.display()
+        ),
+        format!(
+            "weights     {} {}, {}{}; activations u8 at run time",
+            options.weight_type,
+            if options.weight_type.symmetric_by_default() {
+                "symmetric"
+            } else {
+                "asymmetric"
+            },
+            if options.per_channel {
+                "per channel"
+            } else {
+                "per tensor"
+            },
+            if options.reduce_range { ", 7-bit" } else { "" },
+        ),
+    ]
+}
+
+/// Prints `header`, then what was quantized and kept, the sizes, the opset and the time.
+pub(crate) fn write_report(
     out: &mut impl Write,
-    args: &DynamicArgs,
-    options: &DynamicOptions,
+    header: &[String],
     report: &QuantizeReport,
     elapsed: Duration,
 ) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "model       {} -> {}",
-        args.input.display(),
-        args.output.display()
-    )?;
-    writeln!(
-        out,
-        "weights     {} {}, {}{}; activations u8 at run time",
-        options.weight_type,
-        if options.weight_type.symmetric_by_default() {
-            "symmetric"
-        } else {
-            "asymmetric"
-        },
-        if options.per_channel {
-            "per channel"
-        } else {
-            "per tensor"
-        },
-        if options.reduce_range { ", 7-bit" } else { "" },
-    )?;
+    for line in header {
+        writeln!(out, "{line}")?;
+    }
+    if let Some(pre) = &report.preprocess {
+        writeln!(
+            out,
+            "prepared    {} BatchNormalization folded, {} Constant to initializers, {} Identity/Dropout bypassed",
+            pre.batch_norms_folded.len(),
+            pre.constants_to_initializers,
+            pre.bypassed
+        )?;
+    }
     writeln!(out, "quantized   {}", nodes(report.quantized.len()))?;
     let width = report
         .quantized

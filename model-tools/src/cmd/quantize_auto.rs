@@ -25,7 +25,7 @@ node's sensitivity (the accuracy with that node alone kept in float) and returns
 sensitive nodes to float, one at a time, until the model is within the budget. The report
 lists every configuration tried with its accuracy, size and latency, and the nodes kept in
 float. If nothing is within the budget, the most accurate configuration is written and the
-command exits with status 3.
+command exits with status 1, saying so.
 
 Examples:
   model-tools quantize auto models/digits_mlp.onnx mlp_int8.onnx \\
@@ -54,9 +54,6 @@ pub struct AutoArgs {
     #[arg(long, default_value = "ort", value_name = "ENGINE")]
     pub eval_backend: BackendKind,
 }
-
-/// Exit status when no configuration is within the budget.
-pub const OVER_BUDGET: u8 = 3;
 
 /// Runs the search, writes the model, prints the report; `Ok(false)` when over the budget.
 pub fn run(args: AutoArgs) -> anyhow::Result<bool> {
@@ -146,7 +143,11 @@ pub fn run(args: AutoArgs) -> anyhow::Result<bool> {
             } else {
                 s.float_nodes.join(", ")
             },
-            if i == report.chosen { "  <- written" } else { "" }
+            if i == report.chosen {
+                "  <- written"
+            } else {
+                ""
+            }
         )?;
     }
     if !report.sensitivity.is_empty() {

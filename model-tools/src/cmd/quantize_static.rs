@@ -8,9 +8,7 @@ use anyhow::{bail, Context};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use inference::{BackendKind, LoadOptions};
-use model_tools::calibrate::{
-    calibrate_npz, CalibrationMethod, CalibratorConfig, CollectOptions,
-};
+use model_tools::calibrate::{calibrate_npz, CalibrationMethod, CalibratorConfig, CollectOptions};
 use model_tools::quantize::{quantize_static, QuantType, StaticOptions};
 
 use super::quantize::{same_file, write_report};
@@ -186,7 +184,11 @@ pub fn run(args: StaticArgs) -> anyhow::Result<()> {
     }
     let summary = &calibration.summary;
     let header = [
-        format!("model       {} -> {}", args.input.display(), args.output.display()),
+        format!(
+            "model       {} -> {}",
+            args.input.display(),
+            args.output.display()
+        ),
         format!(
             "calibration {} on {} samples ({} runs on {}), {} tensors, {:.2} s",
             summary.method.name(),
@@ -199,9 +201,17 @@ pub fn run(args: StaticArgs) -> anyhow::Result<()> {
         format!(
             "format      QDQ; activations {}{}, weights {} {}",
             options.activation_type,
-            if options.symmetric_activations { " symmetric" } else { "" },
+            if options.symmetric_activations {
+                " symmetric"
+            } else {
+                ""
+            },
             options.weight_type,
-            if options.per_channel { "per channel" } else { "per tensor" },
+            if options.per_channel {
+                "per channel"
+            } else {
+                "per tensor"
+            },
         ),
     ];
     write_report(&mut out, &header, &report, elapsed)?;

@@ -187,6 +187,7 @@ pub fn quantize_dynamic(
         size_after: bytes.len(),
         opset_before,
         opset_after,
+        preprocess: None,
     };
     Ok((bytes, report))
 }

@@ -3,6 +3,8 @@
 
 use inference::onnx::FormatError;
 
+use super::weights::WeightError;
+
 /// Why quantization failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QuantizeError {
@@ -42,5 +44,30 @@ pub enum QuantizeError {
         /// What is wrong.
         #[source]
         source: FormatError,
+    },
+    /// A weight could not be stored as integers.
+    #[error("{node}: {source}")]
+    Weight {
+        /// The node reading the weight.
+        node: String,
+        /// What is wrong with it.
+        #[source]
+        source: WeightError,
+    },
+    /// A constant the rewrite reads is not in the graph.
+    #[error("{node}: the initializer `{name}` it reads is missing from the graph")]
+    MissingConstant {
+        /// The node.
+        node: String,
+        /// The initializer's name.
+        name: String,
+    },
+    /// A node the pre-processing rewrites is not in a form it handles.
+    #[error("{node}: {detail}")]
+    Unsupported {
+        /// The node.
+        node: String,
+        /// What stands in the way.
+        detail: String,
     },
 }

@@ -29,15 +29,24 @@
 //! # }
 //! ```
 
+mod auto;
 mod dynamic;
 mod error;
 mod names;
 mod opset;
 mod params;
+mod preprocess;
 #[cfg(test)]
 mod reference_tests;
 mod report;
+mod static_qdq;
 mod weights;
+
+pub use auto::{quantize_auto, AutoError, AutoOptions, AutoReport, AutoStep};
+pub use preprocess::{preprocess, PreprocessReport};
+pub use static_qdq::{
+    quantize_static, StaticOptions, QDQ_OPSET, QDQ_PER_CHANNEL_OPSET, STATIC_OPS,
+};
 
 pub use dynamic::{quantize_dynamic, DynamicOp, DynamicOptions, UnknownDynamicOp};
 pub use error::QuantizeError;

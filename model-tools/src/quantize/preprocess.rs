@@ -21,7 +21,8 @@ use super::error::QuantizeError;
 pub struct PreprocessReport {
     /// `Constant` nodes turned into initializers.
     pub constants_to_initializers: usize,
-    /// `BatchNormalization` nodes folded into the `Conv` before them (their names).
+    /// `BatchNormalization` nodes folded into the `Conv` before them (their names, or their
+    /// output for a node without one).
     pub batch_norms_folded: Vec<String>,
     /// `Identity`/`Dropout` nodes removed.
     pub bypassed: usize,
@@ -115,7 +116,12 @@ fn fold_batch_norms(graph: &mut GraphProto) -> Result<Vec<String>, QuantizeError
             return Ok(folded);
         };
         fold(graph, conv, bn)?;
-        folded.push(onnx::node_label(&graph.node[bn]));
+        let node = &graph.node[bn];
+        folded.push(if node.name.is_empty() {
+            node.output[0].clone()
+        } else {
+            node.name.clone()
+        });
         let output = graph.node[bn].output[0].clone();
         graph.node[conv].output[0] = output;
         graph.node.remove(bn);
@@ -159,10 +165,11 @@ fn next_fold(graph: &GraphProto) -> Option<(usize, usize)> {
 fn fold(graph: &mut GraphProto, conv: usize, bn: usize) -> Result<(), QuantizeError> {
     let label = onnx::node_label(&graph.node[bn]);
     let read = |graph: &GraphProto, name: &str| -> Result<Vec<f32>, QuantizeError> {
-        let proto = onnx::initializer(graph, name).ok_or_else(|| QuantizeError::MissingConstant {
-            node: label.clone(),
-            name: name.to_owned(),
-        })?;
+        let proto =
+            onnx::initializer(graph, name).ok_or_else(|| QuantizeError::MissingConstant {
+                node: label.clone(),
+                name: name.to_owned(),
+            })?;
         let tensor = onnx::tensor_from_proto(proto).map_err(|source| QuantizeError::Node {
             node: label.clone(),
             source,
@@ -179,8 +186,7 @@ fn fold(graph: &mut GraphProto, conv: usize, bn: usize) -> Result<(), QuantizeEr
             source,
         })?
         .unwrap_or(1e-5);
-    let [gamma, beta, mean, var] =
-        [1, 2, 3, 4].map(|i| read(graph, &bn_node.input[i]));
+    let [gamma, beta, mean, var] = [1, 2, 3, 4].map(|i| read(graph, &bn_node.input[i]));
     let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
     let conv_node = graph.node[conv].clone();
     let weight_name = conv_node.input[1].clone();

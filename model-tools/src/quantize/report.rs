@@ -23,6 +23,9 @@ pub struct QuantizeReport {
     /// The `ai.onnx` opset the written model imports (raised to 11 when the new operators
     /// need it).
     pub opset_after: i64,
+    /// What pre-processing changed (static quantization only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preprocess: Option<super::preprocess::PreprocessReport>,
 }
 
 impl QuantizeReport {

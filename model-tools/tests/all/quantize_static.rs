@@ -61,20 +61,38 @@ fn the_mlp_quantizes_in_qdq_checks_and_keeps_its_accuracy_everywhere() {
     let ops = ops(&int8);
     // Gemm, Relu (folded), Gemm quantized; Softmax stays float.
     assert!(count(&ops, "QuantizeLinear") >= 3, "{ops:?}");
-    assert!(!ops.contains(&"Relu".to_owned()), "Relu folded into the Gemm's range: {ops:?}");
+    assert!(
+        !ops.contains(&"Relu".to_owned()),
+        "Relu folded into the Gemm's range: {ops:?}"
+    );
     assert!(ops.contains(&"Softmax".to_owned()), "{ops:?}");
-    assert!(report.kept_float.iter().any(|k| k.op_type == "Softmax"), "{report:?}");
+    assert!(
+        report.kept_float.iter().any(|k| k.op_type == "Softmax"),
+        "{report:?}"
+    );
     assert!(report.size_after < fp32.len() / 2, "{report:?}");
 
     let reference = accuracy(&fp32, &tract());
     let on_tract = accuracy(&int8, &tract());
-    assert!((reference - on_tract).abs() <= 0.01, "tract: {on_tract} vs FP32 {reference}");
+    assert!(
+        (reference - on_tract).abs() <= 0.01,
+        "tract: {on_tract} vs FP32 {reference}"
+    );
     if let Some(lib) = test_support::ort_library(test) {
-        let on_ort = accuracy(&int8, &LoadOptions::new(BackendKind::Ort).with_ort_library(lib));
-        assert!((reference - on_ort).abs() <= 0.01, "ORT: {on_ort} vs FP32 {reference}");
+        let on_ort = accuracy(
+            &int8,
+            &LoadOptions::new(BackendKind::Ort).with_ort_library(lib),
+        );
+        assert!(
+            (reference - on_ort).abs() <= 0.01,
+            "ORT: {on_ort} vs FP32 {reference}"
+        );
     }
     if let Some(python) = python_check(test, &int8) {
-        assert!((reference - python).abs() <= 0.01, "python: {python} vs FP32 {reference}");
+        assert!(
+            (reference - python).abs() <= 0.01,
+            "python: {python} vs FP32 {reference}"
+        );
     }
 }
 
@@ -107,7 +125,10 @@ fn the_cnn_gets_per_channel_int8_weights_int32_bias_and_a_folded_relu() {
     let bias = onnx::initializer(graph, &bias_dq.input[0]).unwrap();
     assert_eq!(onnx::element_type(bias), Some(ElementType::I32));
     assert!(!ops(&int8).contains(&"Relu".to_owned()));
-    assert!(report.quantized.iter().any(|q| q.op_type == "MaxPool"), "{report:?}");
+    assert!(
+        report.quantized.iter().any(|q| q.op_type == "MaxPool"),
+        "{report:?}"
+    );
 
     // Same predictions as FP32 on almost every digit, on each engine.
     let agree = |options: &LoadOptions| {
@@ -115,7 +136,11 @@ fn the_cnn_gets_per_channel_int8_weights_int32_bias_and_a_folded_relu() {
         let b = predictions(&int8, options);
         a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
     };
-    assert!(agree(&tract()) >= 0.95, "tract agreement {}", agree(&tract()));
+    assert!(
+        agree(&tract()) >= 0.95,
+        "tract agreement {}",
+        agree(&tract())
+    );
     if let Some(lib) = test_support::ort_library(test) {
         let ort = LoadOptions::new(BackendKind::Ort).with_ort_library(lib);
         assert!(agree(&ort) >= 0.95, "ORT agreement {}", agree(&ort));
@@ -131,13 +156,23 @@ fn predictions(bytes: &[u8], options: &LoadOptions) -> Vec<usize> {
         .unwrap();
     let name = model.metadata().inputs[0].name.clone();
     let out = model.run(vec![(name, x)]).unwrap();
-    let logits = out.iter().next().unwrap().1.as_array::<f32>().unwrap().clone();
+    let logits = out
+        .iter()
+        .next()
+        .unwrap()
+        .1
+        .as_array::<f32>()
+        .unwrap()
+        .clone();
     logits
         .outer_iter()
         .map(|row| {
             row.iter()
                 .enumerate()
-                .fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+                .fold(
+                    (0, f32::MIN),
+                    |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+                )
                 .0
         })
         .collect()
@@ -153,14 +188,29 @@ fn f32_init(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
 fn conv_bn_relu() -> Vec<u8> {
     let f32 = ElementType::F32;
     let mut conv = onnx::make_node("Conv", "conv", &["x", "w", "b"], &["c"]);
-    onnx::set_attribute(&mut conv, "pads", onnx::AttributeValue::Ints(vec![1, 1, 1, 1]));
-    let mut bn = onnx::make_node("BatchNormalization", "bn", &["c", "g", "beta", "m", "v"], &["n"]);
+    onnx::set_attribute(
+        &mut conv,
+        "pads",
+        onnx::AttributeValue::Ints(vec![1, 1, 1, 1]),
+    );
+    let mut bn = onnx::make_node(
+        "BatchNormalization",
+        "bn",
+        &["c", "g", "beta", "m", "v"],
+        &["n"],
+    );
     onnx::set_attribute(&mut bn, "epsilon", onnx::AttributeValue::Float(1e-3));
     let relu = onnx::make_node("Relu", "relu", &["n"], &["y"]);
-    let w: Vec<f32> = (0..54).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect();
+    let w: Vec<f32> = (0..54)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0)
+        .collect();
     test_support::model(
         vec![conv, bn, relu],
-        vec![test_support::value_info("x", f32, &[Some(1), Some(2), Some(4), Some(4)])],
+        vec![test_support::value_info(
+            "x",
+            f32,
+            &[Some(1), Some(2), Some(4), Some(4)],
+        )],
         vec![test_support::value_info("y", f32, &[])],
         vec![
             f32_init("w", &[3, 2, 3, 3], w),
@@ -176,7 +226,13 @@ fn conv_bn_relu() -> Vec<u8> {
 fn run_one(bytes: &[u8], x: &Tensor) -> Vec<f32> {
     let model = Model::load(bytes.to_vec(), &tract()).unwrap();
     let out = model.run(vec![("x", x.clone())]).unwrap();
-    out.get("y").unwrap().as_array::<f32>().unwrap().iter().copied().collect()
+    out.get("y")
+        .unwrap()
+        .as_array::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
 }
 
 #[test]
@@ -187,8 +243,11 @@ fn batch_normalization_is_folded_into_the_conv_without_changing_outputs() {
     assert_eq!(report.batch_norms_folded, vec!["bn".to_owned()]);
     let folded = onnx::encode_model(&model);
     assert_eq!(ops(&folded), vec!["Conv", "Relu"]);
-    let x = Tensor::from_shape_vec(&[1, 2, 4, 4], (0..32).map(|i| (i as f32 - 16.0) / 8.0).collect())
-        .unwrap();
+    let x = Tensor::from_shape_vec(
+        &[1, 2, 4, 4],
+        (0..32).map(|i| (i as f32 - 16.0) / 8.0).collect(),
+    )
+    .unwrap();
     let (a, b) = (run_one(&bytes, &x), run_one(&folded, &x));
     for (p, q) in a.iter().zip(&b) {
         assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{a:?} vs {b:?}");
@@ -215,7 +274,7 @@ fn an_unknown_operator_stays_float_and_is_reported_while_the_rest_is_quantized()
         vec![test_support::value_info("x", f32, &[Some(2), Some(2)])],
         vec![
             test_support::value_info("d", f32, &[]),
-            test_support::value_info("y", f32, &[]),
+            test_support::value_info("y", f32, &[Some(2), Some(2)]),
         ],
         vec![f32_init("k", &[2, 2], vec![0.5, -1.0, 2.0, 0.25])],
     );
@@ -223,8 +282,14 @@ fn an_unknown_operator_stays_float_and_is_reported_while_the_rest_is_quantized()
     let (int8, report) = quantize_static(&bytes, &ranges, &StaticOptions::default()).unwrap();
     let det = report.kept_float.iter().find(|k| k.node == "det").unwrap();
     assert_eq!(det.reason, KeepReason::NotQuantizable);
-    assert!(report.quantized.iter().any(|q| q.node == "add"), "{report:?}");
-    assert!(report.quantized.iter().any(|q| q.node == "mul"), "{report:?}");
+    assert!(
+        report.quantized.iter().any(|q| q.node == "add"),
+        "{report:?}"
+    );
+    assert!(
+        report.quantized.iter().any(|q| q.node == "mul"),
+        "{report:?}"
+    );
     python_check_runs(test, &int8);
 }
 
@@ -245,7 +310,11 @@ fn excluded_nodes_and_op_types_and_tensors_without_a_range_stay_float() {
         ..StaticOptions::default()
     };
     let (_, report) = quantize_static(&bytes, &all, &options).unwrap();
-    let kept = report.kept_float.iter().find(|k| k.node == gemms[0]).unwrap();
+    let kept = report
+        .kept_float
+        .iter()
+        .find(|k| k.node == gemms[0])
+        .unwrap();
     assert_eq!(kept.reason, KeepReason::Excluded);
 
     let options = StaticOptions {
@@ -253,7 +322,10 @@ fn excluded_nodes_and_op_types_and_tensors_without_a_range_stay_float() {
         ..StaticOptions::default()
     };
     let (_, report) = quantize_static(&bytes, &all, &options).unwrap();
-    assert!(report.quantized.iter().all(|q| q.op_type != "Gemm"), "{report:?}");
+    assert!(
+        report.quantized.iter().all(|q| q.op_type != "Gemm"),
+        "{report:?}"
+    );
 
     let none = TensorRanges::new();
     let (_, report) = quantize_static(&bytes, &none, &StaticOptions::default()).unwrap();
@@ -269,8 +341,12 @@ fn excluded_nodes_and_op_types_and_tensors_without_a_range_stay_float() {
 
 #[test]
 fn bad_models_and_options_are_errors_that_name_the_problem() {
-    let err = quantize_static(b"not a model", &TensorRanges::new(), &StaticOptions::default())
-        .unwrap_err();
+    let err = quantize_static(
+        b"not a model",
+        &TensorRanges::new(),
+        &StaticOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, QuantizeError::Format(_)), "{err}");
 
     let bytes = model_bytes("digits_mlp.onnx");

@@ -56,8 +56,12 @@ pub(super) fn decide(
             if !select::is_foldable_activation(node) || check(i, &node.output[0]).is_err() {
                 continue;
             }
-            let Some(input) = node.input.first() else { continue };
-            let Some(&p) = producers.get(input.as_str()) else { continue };
+            let Some(input) = node.input.first() else {
+                continue;
+            };
+            let Some(&p) = producers.get(input.as_str()) else {
+                continue;
+            };
             let producer = &graph.node[p];
             let alone = consumers.get(input.as_str()).is_some_and(|c| c.len() == 1)
                 && !graph_outputs.contains(input.as_str())
@@ -91,8 +95,7 @@ fn unusable_weights<'g>(
 ) -> Result<HashMap<&'g str, KeepReason>, QuantizeError> {
     let mut bad = HashMap::new();
     for proto in &graph.initializer {
-        if !constants.contains(&proto.name) || onnx::element_type(proto) != Some(ElementType::F32)
-        {
+        if !constants.contains(&proto.name) || onnx::element_type(proto) != Some(ElementType::F32) {
             continue;
         }
         let tensor = onnx::tensor_from_proto(proto).map_err(|source| QuantizeError::Node {

@@ -2,9 +2,7 @@
 //! pair per activation tensor, an integer initializer with a DequantizeLinear per weight, an
 //! INT32 initializer with a DequantizeLinear per bias.
 
-use inference::onnx::{
-    self, proto::GraphProto, proto::NodeProto, AttributeValue, DataLayout, FormatError,
-};
+use inference::onnx::{self, proto::NodeProto, AttributeValue, DataLayout, FormatError};
 use inference::Tensor;
 
 use super::super::names::Names;
@@ -72,8 +70,10 @@ impl Emitter<'_> {
         let quantized = quantize_weights(weights, config)?;
         let data = self.initializer(&format!("{name}_quantized"), &quantized.data);
         let scale = self.initializer(&format!("{name}_scale"), &quantized.scale_tensor());
-        let zero_point =
-            self.initializer(&format!("{name}_zero_point"), &quantized.zero_point_tensor());
+        let zero_point = self.initializer(
+            &format!("{name}_zero_point"),
+            &quantized.zero_point_tensor(),
+        );
         let view = self.names.fresh(&format!("{name}_DequantizeLinear_Output"));
         let node_name = self.names.fresh(&format!("{name}_DequantizeLinear"));
         let mut node = onnx::make_node(

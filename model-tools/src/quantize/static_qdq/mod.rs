@@ -88,7 +88,11 @@ pub fn quantize_static(
             version: opset,
             why: format!(
                 "QuantizeLinear/DequantizeLinear{} need opset {needed}",
-                if options.per_channel { " with a per-channel axis" } else { "" }
+                if options.per_channel {
+                    " with a per-channel axis"
+                } else {
+                    ""
+                }
             ),
         });
     }
@@ -129,4 +133,3 @@ fn check_excluded_names(graph: &GraphProto, exclude: &[String]) -> Result<(), Qu
         known,
     })
 }
-

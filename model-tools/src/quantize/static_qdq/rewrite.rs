@@ -53,7 +53,12 @@ pub(super) fn rewrite(
         view: HashMap::new(),
         options,
     };
-    for input in graph.input.iter().map(|v| v.name.clone()).collect::<Vec<_>>() {
+    for input in graph
+        .input
+        .iter()
+        .map(|v| v.name.clone())
+        .collect::<Vec<_>>()
+    {
         if params.contains_key(&input) {
             out.pair(&input, &input, false);
         }
@@ -66,6 +71,7 @@ pub(super) fn rewrite(
         size_after: 0,
         opset_before: 0,
         opset_after: 0,
+        preprocess: None,
     };
     let mut weights: HashMap<String, (String, QuantizedWeights)> = HashMap::new();
     for (i, mut node) in nodes.into_iter().enumerate() {
@@ -119,12 +125,13 @@ pub(super) fn rewrite(
                             Some(axis) => WeightConfig::per_channel(options.weight_type, *axis),
                             None => WeightConfig::per_tensor(options.weight_type),
                         };
-                        let made = out.emitter.weight(name, &tensor, &config).map_err(|source| {
-                            QuantizeError::Weight {
-                                node: onnx::node_label(&node),
-                                source,
-                            }
-                        })?;
+                        let made =
+                            out.emitter
+                                .weight(name, &tensor, &config)
+                                .map_err(|source| QuantizeError::Weight {
+                                    node: onnx::node_label(&node),
+                                    source,
+                                })?;
                         weights.insert(name.clone(), made);
                     }
                     let (dq, q) = weights[name].clone();

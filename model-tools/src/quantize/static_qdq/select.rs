@@ -124,16 +124,22 @@ pub(super) fn input_roles(node: &NodeProto, constants: &Constants, per_channel: 
             }
             match (op, i) {
                 ("Conv", 0) => Role::Activation,
-                ("Conv", 1) => weight_or_activation(1, weight_channel_axis("Conv", rank_of(1), false)),
+                ("Conv", 1) => {
+                    weight_or_activation(1, weight_channel_axis("Conv", rank_of(1), false))
+                }
                 ("Conv", 2) if constants.float(name) == Some(1) => Role::Bias,
                 ("MatMul", 0) => weight_or_activation(0, None),
-                ("MatMul", 1) => weight_or_activation(1, weight_channel_axis("MatMul", rank_of(1), false)),
+                ("MatMul", 1) => {
+                    weight_or_activation(1, weight_channel_axis("MatMul", rank_of(1), false))
+                }
                 ("Gemm", 0) => weight_or_activation(0, None),
                 ("Gemm", 1) => {
                     let trans_b = onnx::attr_int(node, "transB").ok().flatten() == Some(1);
                     weight_or_activation(1, weight_channel_axis("Gemm", rank_of(1), trans_b))
                 }
-                ("Gemm", 2) if gemm_bias_is_plain(node) && constants.float(name) == Some(1) => Role::Bias,
+                ("Gemm", 2) if gemm_bias_is_plain(node) && constants.float(name) == Some(1) => {
+                    Role::Bias
+                }
                 ("Add" | "Mul", 0 | 1) | ("Concat", _) => weight_or_activation(i, None),
                 (_, 0) => Role::Activation,
                 _ => Role::Skip,
