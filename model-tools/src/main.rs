@@ -23,6 +23,10 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Classify a labelled .npz dataset and report accuracy and latency.
     Eval(cmd::eval::EvalArgs),
+    /// Measure p50/p99 latency and throughput on tract and ONNX Runtime at several batch sizes.
+    Bench(cmd::bench::BenchArgs),
+    /// Push a model to edge agents, with retries and a summary per agent.
+    Push(cmd::push::PushArgs),
 }
 
 /// How to load a model; shared by the subcommands that run one.
@@ -76,6 +80,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+        Command::Push(args) => cmd::push::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

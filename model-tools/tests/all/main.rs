@@ -1,3 +1,6 @@
 //! Integration tests of `model-tools`, through the real binary.
 
+mod agents;
+mod bench;
 mod cli;
+mod push;
