@@ -317,8 +317,8 @@ mod tests {
             assert_eq!(stats.iterations, 3);
             assert!(stats.latency.p50_ms > 0.0 && stats.throughput_per_s > 0.0);
         }
-        let last = last.unwrap();
-        assert_eq!((last.done, last.total), (8, 8));
+        let end = last.unwrap();
+        assert_eq!((end.done, end.total), (8, 8));
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["rows"][1]["ok"], true);
         assert_eq!(json["rows"][1]["batch"], 3);
