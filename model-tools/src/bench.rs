@@ -216,7 +216,12 @@ pub fn bench_file(
                 });
                 done += config.batches.len() * per_row;
                 if let Some(&batch) = config.batches.last() {
-                    progress(BenchProgress { backend, batch, done, total });
+                    progress(BenchProgress {
+                        backend,
+                        batch,
+                        done,
+                        total,
+                    });
                 }
                 continue;
             }
@@ -232,7 +237,12 @@ pub fn bench_file(
                 })
             });
             done = row_start + per_row;
-            progress(BenchProgress { backend, batch, done, total });
+            progress(BenchProgress {
+                backend,
+                batch,
+                done,
+                total,
+            });
             rows.push(BenchRow {
                 backend,
                 batch: Some(batch),
@@ -269,9 +279,7 @@ pub fn bench_batch(
     let inputs = random_inputs(model.metadata(), batch, config.seed)?;
     let run = |feed: Vec<(String, Tensor)>| -> Result<Duration, String> {
         let started = Instant::now();
-        model
-            .run(feed)
-            .map_err(|e| inference::error_chain(&e))?;
+        model.run(feed).map_err(|e| inference::error_chain(&e))?;
         Ok(started.elapsed())
     };
     for i in 0..config.warm_up {
@@ -347,7 +355,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk.onnx");
         std::fs::write(&junk, b"junk").unwrap();
-        let err = bench_file(&junk, &[BackendKind::Tract], &BenchConfig::default(), |_| {});
+        let err = bench_file(
+            &junk,
+            &[BackendKind::Tract],
+            &BenchConfig::default(),
+            |_| {},
+        );
         assert!(matches!(err, Err(BenchError::NotAModel { .. })), "{err:?}");
         let config = BenchConfig {
             batches: vec![0],

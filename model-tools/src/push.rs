@@ -386,8 +386,7 @@ async fn push_one(
             agent: index,
             attempt,
         });
-        let (failure, retry_after) = match send(client, index, &url, upload, token, events).await
-        {
+        let (failure, retry_after) = match send(client, index, &url, upload, token, events).await {
             Ok(answer) if (200..300).contains(&answer.status) => {
                 let summary = serde_json::from_slice(&answer.body).unwrap_or_default();
                 return report(Ok(pushed(answer.status, summary, false)), attempt);
@@ -470,9 +469,10 @@ async fn send(
     if let Some(config) = &upload.config {
         form = form.text("config", config.to_string());
     }
-    form = form
-        .text("sha256", upload.sha256.clone())
-        .part("model", Part::stream_with_length(model, total).file_name("model.onnx"));
+    form = form.text("sha256", upload.sha256.clone()).part(
+        "model",
+        Part::stream_with_length(model, total).file_name("model.onnx"),
+    );
     let mut request = client.put(url.clone()).multipart(form);
     if let Some(token) = token {
         request = request.bearer_auth(token.secret());
@@ -600,9 +600,11 @@ fn base_url(agent: &str) -> Result<Url, String> {
     match url.scheme() {
         "http" => {}
         "https" => {
-            return Err("https is not supported: this build has no TLS; reach the agent over \
+            return Err(
+                "https is not supported: this build has no TLS; reach the agent over \
                         http on a trusted network or through an SSH tunnel"
-                .to_owned())
+                    .to_owned(),
+            )
         }
         other => return Err(format!("the scheme `{other}` is not http")),
     }
@@ -630,7 +632,13 @@ fn push_url(base: &Url, upload: &Upload) -> Result<Url, String> {
     let version = upload.version.to_string();
     let mut url = endpoint(
         base,
-        &["v1", "models", upload.name.as_str(), "versions", version.as_str()],
+        &[
+            "v1",
+            "models",
+            upload.name.as_str(),
+            "versions",
+            version.as_str(),
+        ],
     )?;
     url.set_query(Some(if upload.activate {
         "activate=true"
@@ -647,7 +655,9 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_cap() {
         let policy = RetryPolicy::default();
-        let delays: Vec<u64> = (1..=6).map(|n| policy.delay(n).as_millis() as u64).collect();
+        let delays: Vec<u64> = (1..=6)
+            .map(|n| policy.delay(n).as_millis() as u64)
+            .collect();
         assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 8000]);
         assert_eq!(policy.delay(u32::MAX), Duration::from_secs(8));
     }

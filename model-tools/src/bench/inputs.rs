@@ -86,12 +86,15 @@ fn random_tensor(
         };
     }
     match ty {
-        ElementType::F32 => Tensor::from_shape_vec(shape, (0..n).map(|_| rng.random()).collect::<Vec<f32>>()),
-        ElementType::F64 => Tensor::from_shape_vec(shape, (0..n).map(|_| rng.random()).collect::<Vec<f64>>()),
-        ElementType::F16 => Tensor::from_shape_vec(
-            shape,
-            (0..n).map(|_| f16::from_f32(rng.random())).collect(),
-        ),
+        ElementType::F32 => {
+            Tensor::from_shape_vec(shape, (0..n).map(|_| rng.random()).collect::<Vec<f32>>())
+        }
+        ElementType::F64 => {
+            Tensor::from_shape_vec(shape, (0..n).map(|_| rng.random()).collect::<Vec<f64>>())
+        }
+        ElementType::F16 => {
+            Tensor::from_shape_vec(shape, (0..n).map(|_| f16::from_f32(rng.random())).collect())
+        }
         ElementType::I8 => ints!(i8, 0..10),
         ElementType::I16 => ints!(i16, 0..10),
         ElementType::I32 => ints!(i32, 0..10),
@@ -100,7 +103,9 @@ fn random_tensor(
         ElementType::U16 => ints!(u16, 0..10),
         ElementType::U32 => ints!(u32, 0..10),
         ElementType::U64 => ints!(u64, 0..10),
-        ElementType::Bool => Tensor::from_shape_vec(shape, (0..n).map(|_| rng.random()).collect::<Vec<bool>>()),
+        ElementType::Bool => {
+            Tensor::from_shape_vec(shape, (0..n).map(|_| rng.random()).collect::<Vec<bool>>())
+        }
         ElementType::String => Tensor::from_shape_vec(shape, vec!["a".to_owned(); n]),
     }
 }
@@ -122,7 +127,11 @@ mod tests {
         let n = || Dim::Symbolic("N".into());
         let x = info("x", ElementType::F32, Some(vec![n(), Dim::Fixed(3), n()]));
         assert_eq!(input_shape(&x, 8).unwrap(), [8, 3, 8]);
-        let unknown = info("x", ElementType::F32, Some(vec![Dim::Unknown, Dim::Fixed(64)]));
+        let unknown = info(
+            "x",
+            ElementType::F32,
+            Some(vec![Dim::Unknown, Dim::Fixed(64)]),
+        );
         assert_eq!(input_shape(&unknown, 4).unwrap(), [4, 64]);
         let scalar = info("t", ElementType::F32, Some(vec![]));
         assert_eq!(input_shape(&scalar, 4).unwrap(), Vec::<usize>::new());
@@ -133,21 +142,38 @@ mod tests {
         let det = info(
             "x",
             ElementType::F32,
-            Some(vec![Dim::Unknown, Dim::Fixed(3), Dim::Unknown, Dim::Symbolic("w".into())]),
+            Some(vec![
+                Dim::Unknown,
+                Dim::Fixed(3),
+                Dim::Unknown,
+                Dim::Symbolic("w".into()),
+            ]),
         );
         let err = input_shape(&det, 1).unwrap_err();
-        assert!(err.contains("dim 2 open (?)") && err.contains("--shape x=?,3,<size>,<size>"), "{err}");
-        let fixed = info("x", ElementType::F32, Some(vec![Dim::Fixed(1), Dim::Fixed(64)]));
+        assert!(
+            err.contains("dim 2 open (?)") && err.contains("--shape x=?,3,<size>,<size>"),
+            "{err}"
+        );
+        let fixed = info(
+            "x",
+            ElementType::F32,
+            Some(vec![Dim::Fixed(1), Dim::Fixed(64)]),
+        );
         assert_eq!(input_shape(&fixed, 1).unwrap(), [1, 64]);
         let err = input_shape(&fixed, 8).unwrap_err();
-        assert!(err.contains("fixes its first dim at 1") && err.contains("--batch 1"), "{err}");
+        assert!(
+            err.contains("fixes its first dim at 1") && err.contains("--batch 1"),
+            "{err}"
+        );
         let err = input_shape(&info("x", ElementType::F32, None), 1).unwrap_err();
         assert!(err.contains("declares no shape"), "{err}");
     }
 
     #[test]
     fn inputs_are_random_typed_and_reproducible() {
-        let meta = inference::Model::inspect(&inference::test_support::model_bytes("digits_cnn.onnx")).unwrap();
+        let meta =
+            inference::Model::inspect(&inference::test_support::model_bytes("digits_cnn.onnx"))
+                .unwrap();
         let a = random_inputs(&meta, 4, 7).unwrap();
         let b = random_inputs(&meta, 4, 7).unwrap();
         assert_eq!(a, b);
@@ -158,7 +184,13 @@ mod tests {
         assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
         let first = values.iter().next().unwrap();
         assert!(values.iter().any(|v| v != first));
-        for ty in [ElementType::I64, ElementType::U8, ElementType::Bool, ElementType::F16, ElementType::String] {
+        for ty in [
+            ElementType::I64,
+            ElementType::U8,
+            ElementType::Bool,
+            ElementType::F16,
+            ElementType::String,
+        ] {
             let t = random_tensor(ty, &[2, 3], &mut StdRng::seed_from_u64(1)).unwrap();
             assert_eq!((t.element_type(), t.shape()), (ty, &[2usize, 3][..]));
         }

@@ -151,9 +151,7 @@ fn write_table(out: &mut impl Write, report: &BenchReport) -> std::io::Result<()
         "backend", "batch", "p50 ms", "p99 ms", "mean ms", "samples/s"
     )?;
     for row in &report.rows {
-        let batch = row
-            .batch
-            .map_or_else(|| "-".to_owned(), |b| b.to_string());
+        let batch = row.batch.map_or_else(|| "-".to_owned(), |b| b.to_string());
         match &row.result {
             Ok(s) => writeln!(
                 out,
@@ -164,11 +162,7 @@ fn write_table(out: &mut impl Write, report: &BenchReport) -> std::io::Result<()
                 s.latency.mean_ms,
                 s.throughput_per_s
             )?,
-            Err(why) => writeln!(
-                out,
-                "{:7}  {batch:>5}  failed: {why}",
-                row.backend.name()
-            )?,
+            Err(why) => writeln!(out, "{:7}  {batch:>5}  failed: {why}", row.backend.name())?,
         }
     }
     Ok(())

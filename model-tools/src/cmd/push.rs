@@ -80,8 +80,8 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
              given); pushing without one"
         );
     }
-    let mut upload = Upload::from_file(&args.model, &args.name, args.version)?
-        .with_activate(!args.no_activate);
+    let mut upload =
+        Upload::from_file(&args.model, &args.name, args.version)?.with_activate(!args.no_activate);
     if let Some(config) = &args.config {
         upload = upload.with_config(read_config(config)?)?;
     }
@@ -228,13 +228,11 @@ fn write_table(
         .unwrap_or(5);
     writeln!(
         out,
-        "{:width$}  {:6}  {:6}  {:8}  {:>8}  detail",
+        "{:width$}  {:6}  {:6}  {:>8}  {:>8}  detail",
         "agent", "result", "status", "attempts", "time"
     )?;
     for r in reports {
-        let status = r
-            .status()
-            .map_or_else(|| "-".to_owned(), |s| s.to_string());
+        let status = r.status().map_or_else(|| "-".to_owned(), |s| s.to_string());
         let (result, detail) = match &r.result {
             Ok(p) => (
                 "ok",

@@ -26,9 +26,7 @@ pub enum UploadError {
         source: inference::Error,
     },
     /// The serving config is not a JSON object.
-    #[error(
-        "the model config must be a JSON object such as {{\"backend\": \"auto\"}}: {reason}"
-    )]
+    #[error("the model config must be a JSON object such as {{\"backend\": \"auto\"}}: {reason}")]
     Config {
         /// What is wrong.
         reason: String,
@@ -195,7 +193,11 @@ pub(crate) fn parse_limit(message: &str) -> (Option<u64>, Option<String>) {
     let key = rest
         .split_whitespace()
         .next()
-        .filter(|k| k.contains('.') && k.chars().all(|c| c.is_ascii_alphanumeric() || "._".contains(c)))
+        .filter(|k| {
+            k.contains('.')
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._".contains(c))
+        })
         .map(str::to_owned);
     let limit = rest
         .split_once('(')
@@ -236,7 +238,8 @@ mod tests {
 
     #[test]
     fn the_limit_is_read_from_the_agents_413() {
-        let msg = "the request declares a body of 19920 bytes, over limits.max_model_bytes (8192 bytes)";
+        let msg =
+            "the request declares a body of 19920 bytes, over limits.max_model_bytes (8192 bytes)";
         assert_eq!(
             parse_limit(msg),
             (Some(8192), Some("limits.max_model_bytes".to_owned()))
@@ -253,7 +256,9 @@ mod tests {
         }
         .to_string();
         assert!(
-            err.starts_with("the upload of 19920 bytes is over the agent's upload limit of 8192 bytes"),
+            err.starts_with(
+                "the upload of 19920 bytes is over the agent's upload limit of 8192 bytes"
+            ),
             "{err}"
         );
         assert!(err.contains("raise limits.max_model_bytes"), "{err}");
@@ -265,12 +270,17 @@ mod tests {
             token: None,
             message: "missing bearer token".into(),
         };
-        assert!(none.to_string().contains("set EDGE_AGENT_TOKEN or pass --token-file"));
+        assert!(none
+            .to_string()
+            .contains("set EDGE_AGENT_TOKEN or pass --token-file"));
         let wrong = PushError::Unauthorized {
             token: Some(TokenSource::File("/etc/t".into())),
             message: "invalid bearer token".into(),
         };
-        assert!(wrong.to_string().contains("the token file `/etc/t`"), "{wrong}");
+        assert!(
+            wrong.to_string().contains("the token file `/etc/t`"),
+            "{wrong}"
+        );
         let exists = PushError::VersionExists {
             name: "digits".into(),
             version: 2,
@@ -279,8 +289,14 @@ mod tests {
             message: "x".into(),
         }
         .to_string();
-        assert!(exists.contains("--version 6 (the highest stored is 5)"), "{exists}");
-        assert!(exists.contains("DELETE /v1/models/digits/versions/2"), "{exists}");
+        assert!(
+            exists.contains("--version 6 (the highest stored is 5)"),
+            "{exists}"
+        );
+        assert!(
+            exists.contains("DELETE /v1/models/digits/versions/2"),
+            "{exists}"
+        );
     }
 
     #[test]

@@ -158,7 +158,10 @@ mod tests {
             "$EDGE_AGENT_TOKEN is empty: put the agent's admin token in it"
         );
         let err = Token::new("a\nb", TokenSource::File("t.txt".into())).unwrap_err();
-        assert!(err.to_string().starts_with("the token file `t.txt` holds"), "{err}");
+        assert!(
+            err.to_string().starts_with("the token file `t.txt` holds"),
+            "{err}"
+        );
     }
 
     #[test]

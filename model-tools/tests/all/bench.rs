@@ -42,8 +42,15 @@ fn bench_measures_both_backends_at_each_batch() {
     };
     let lib = lib.to_string_lossy().into_owned();
     let common = [
-        "models/digits_mlp.onnx", "--batch", "1,4", "--iterations", "5", "--warm-up", "1",
-        "--ort-library", &lib,
+        "models/digits_mlp.onnx",
+        "--batch",
+        "1,4",
+        "--iterations",
+        "5",
+        "--warm-up",
+        "1",
+        "--ort-library",
+        &lib,
     ];
     let (code, stdout, stderr) = bench(&common);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
@@ -75,7 +82,10 @@ fn bench_measures_both_backends_at_each_batch() {
             assert_eq!(r["iterations"], 5, "{r}");
             assert!(r["latency"]["p50_ms"].as_f64().unwrap() > 0.0, "{r}");
             assert!(r["throughput_per_s"].as_f64().unwrap() > 0.0, "{r}");
-            (r["backend"].as_str().unwrap().to_owned(), r["batch"].as_u64().unwrap())
+            (
+                r["backend"].as_str().unwrap().to_owned(),
+                r["batch"].as_u64().unwrap(),
+            )
         })
         .collect();
     let want: Vec<(String, u64)> = [("tract", 1), ("tract", 4), ("ort", 1), ("ort", 4)]
@@ -88,7 +98,13 @@ fn bench_measures_both_backends_at_each_batch() {
 fn a_backend_that_cannot_load_is_reported_and_the_others_run() {
     let missing = "/nonexistent/libonnxruntime.so";
     let (code, stdout, stderr) = bench(&[
-        "models/digits_cnn.onnx", "--batch", "2", "--iterations", "3", "--ort-library", missing,
+        "models/digits_cnn.onnx",
+        "--batch",
+        "2",
+        "--iterations",
+        "3",
+        "--ort-library",
+        missing,
     ]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert_eq!(rows(&stdout, "tract").len(), 1, "{stdout}");
@@ -99,18 +115,35 @@ fn a_backend_that_cannot_load_is_reported_and_the_others_run() {
     assert!(ort[0].1.join(" ").contains(missing), "{stdout}");
 
     let (code, stdout, stderr) = bench(&[
-        "models/digits_cnn.onnx", "--backend", "ort", "--iterations", "3", "--ort-library", missing,
+        "models/digits_cnn.onnx",
+        "--backend",
+        "ort",
+        "--iterations",
+        "3",
+        "--ort-library",
+        missing,
     ]);
     assert_eq!(code, Some(1), "{stdout}");
-    assert!(stderr.contains("no backend could run `models/digits_cnn.onnx`"), "{stderr}");
+    assert!(
+        stderr.contains("no backend could run `models/digits_cnn.onnx`"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_batch_the_model_cannot_take_is_a_row_with_the_reason() {
     // The CNN takes any batch; a shape fixed at 1 takes only batch 1.
     let (code, stdout, stderr) = bench(&[
-        "models/digits_cnn.onnx", "--backend", "tract", "--batch", "1,2", "--iterations", "2",
-        "--shape", "input=1,1,8,8", "--json",
+        "models/digits_cnn.onnx",
+        "--backend",
+        "tract",
+        "--batch",
+        "1,2",
+        "--iterations",
+        "2",
+        "--shape",
+        "input=1,1,8,8",
+        "--json",
     ]);
     assert_eq!(code, Some(0), "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -118,5 +151,8 @@ fn a_batch_the_model_cannot_take_is_a_row_with_the_reason() {
     assert_eq!(rows[0]["ok"], true, "{report}");
     assert_eq!(rows[1]["ok"], false, "{report}");
     let error = rows[1]["error"].as_str().unwrap();
-    assert!(error.contains("fixes its first dim at 1") && error.contains("--batch 1"), "{error}");
+    assert!(
+        error.contains("fixes its first dim at 1") && error.contains("--batch 1"),
+        "{error}"
+    );
 }

@@ -44,7 +44,10 @@ async fn push_reaches_two_agents_and_each_serves_the_model() {
         let (status, v1) = agent.get("/v1/models/digits/versions/1").await;
         assert_eq!(status, 200, "{v1}");
         assert_eq!(v1["version"]["sha256"], sha.as_str());
-        assert_eq!(v1["version"]["config"]["description"], "pushed by model-tools");
+        assert_eq!(
+            v1["version"]["config"]["description"],
+            "pushed by model-tools"
+        );
         assert_eq!(v1["version"]["config"]["max_concurrency"], 2);
     }
 }
@@ -55,7 +58,16 @@ async fn no_activate_leaves_the_previous_version_active() {
     let push = |file: &'static str, version: &'static str, extra: &'static [&'static str]| {
         let url = agent.url.clone();
         async move {
-            let mut args = vec!["push", file, "--agent", &url, "--name", "digits", "--version", version];
+            let mut args = vec![
+                "push",
+                file,
+                "--agent",
+                &url,
+                "--name",
+                "digits",
+                "--version",
+                version,
+            ];
             args.extend(extra);
             model_tools(&args, Some(ADMIN)).await
         }
@@ -115,10 +127,15 @@ async fn refusals_say_what_to_do_and_are_not_retried() {
     };
 
     let err = refused(push("models/digits_cnn.onnx", None, vec![]).await, "401");
-    assert!(err.contains("no token ($EDGE_AGENT_TOKEN is unset"), "{err}");
+    assert!(
+        err.contains("no token ($EDGE_AGENT_TOKEN is unset"),
+        "{err}"
+    );
     assert!(
         err.contains("the agent needs a token and none was sent (401: missing bearer token")
-            && err.contains("): set EDGE_AGENT_TOKEN or pass --token-file with a token of the `admin` role"),
+            && err.contains(
+                "): set EDGE_AGENT_TOKEN or pass --token-file with a token of the `admin` role"
+            ),
         "{err}"
     );
 
@@ -138,7 +155,10 @@ async fn refusals_say_what_to_do_and_are_not_retried() {
     );
     assert!(err.contains("[[auth.tokens]]"), "{err}");
 
-    let err = refused(push("models/digits_cnn.onnx", Some(INFER), vec![]).await, "403");
+    let err = refused(
+        push("models/digits_cnn.onnx", Some(INFER), vec![]).await,
+        "403",
+    );
     assert!(
         err.contains("the agent knows the token from $EDGE_AGENT_TOKEN but it may not push (403: token `app` has the `infer` role; this route needs `admin`); pushing needs a token with the `admin` role"),
         "{err}"
@@ -146,8 +166,14 @@ async fn refusals_say_what_to_do_and_are_not_retried() {
 
     let (code, out, err) = push("models/digits_cnn.onnx", Some(ADMIN), vec![]).await;
     assert_eq!(code, Some(0), "{out}{err}");
-    let err = refused(push("models/digits_cnn.onnx", Some(ADMIN), vec![]).await, "409");
-    assert!(err.contains("model `cnn` already has version 1 on this agent (409:"), "{err}");
+    let err = refused(
+        push("models/digits_cnn.onnx", Some(ADMIN), vec![]).await,
+        "409",
+    );
+    assert!(
+        err.contains("model `cnn` already has version 1 on this agent (409:"),
+        "{err}"
+    );
     assert!(err.contains("It already holds these very bytes."), "{err}");
     assert!(
         err.contains("push with --version 2 (the highest stored is 1), or delete version 1 first (DELETE /v1/models/cnn/versions/1"),
@@ -160,12 +186,20 @@ async fn refusals_say_what_to_do_and_are_not_retried() {
     assert!(err.contains("It holds a different model."), "{err}");
 
     let size = model_bytes("digits_mlp.onnx").len();
-    let err = refused(push("models/digits_mlp.onnx", Some(ADMIN), vec![]).await, "413");
+    let err = refused(
+        push("models/digits_mlp.onnx", Some(ADMIN), vec![]).await,
+        "413",
+    );
     assert!(
-        err.contains(&format!("the upload of {size} bytes is over the agent's upload limit of 8192 bytes (413:")),
+        err.contains(&format!(
+            "the upload of {size} bytes is over the agent's upload limit of 8192 bytes (413:"
+        )),
         "{err}"
     );
-    assert!(err.contains("raise limits.max_model_bytes in the agent's config"), "{err}");
+    assert!(
+        err.contains("raise limits.max_model_bytes in the agent's config"),
+        "{err}"
+    );
 
     let (_, model) = agent.get("/v1/models/cnn").await;
     assert_eq!(model["versions"].as_array().unwrap().len(), 1, "{model}");
@@ -181,15 +215,25 @@ async fn server_errors_are_retried_until_the_agent_takes_the_model() {
     .await;
     let (code, stdout, stderr) = model_tools(
         &[
-            "push", "models/digits_mlp.onnx", "--agent", &fake.url, "--name", "digits",
-            "--version", "1",
+            "push",
+            "models/digits_mlp.onnx",
+            "--agent",
+            &fake.url,
+            "--name",
+            "digits",
+            "--version",
+            "1",
         ],
         Some(ADMIN),
     )
     .await;
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert_eq!(fake.hits(), 3);
-    assert_eq!(columns(row(&stdout, &fake.url))[1..4], ["ok", "201", "3"], "{stdout}");
+    assert_eq!(
+        columns(row(&stdout, &fake.url))[1..4],
+        ["ok", "201", "3"],
+        "{stdout}"
+    );
     for (attempt, delay) in [(1, "0.5"), (2, "1.0")] {
         let line = format!(
             "{}: attempt {attempt} failed (503: warming up); retrying in {delay} s",
@@ -212,8 +256,14 @@ async fn a_retry_that_finds_its_own_earlier_upload_succeeds() {
     .await;
     let (code, stdout, stderr) = model_tools(
         &[
-            "push", "models/digits_mlp.onnx", "--agent", &fake.url, "--name", "digits",
-            "--version", "1",
+            "push",
+            "models/digits_mlp.onnx",
+            "--agent",
+            &fake.url,
+            "--name",
+            "digits",
+            "--version",
+            "1",
         ],
         Some(ADMIN),
     )
@@ -221,8 +271,15 @@ async fn a_retry_that_finds_its_own_earlier_upload_succeeds() {
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     let row = row(&stdout, &fake.url);
     assert_eq!(columns(row)[1..4], ["ok", "409", "2"], "{stdout}");
-    assert!(row.ends_with("active version 1 (stored by an earlier attempt)"), "{row}");
-    assert_eq!(fake.hits(), 3, "upload, upload, then the look at what is stored");
+    assert!(
+        row.ends_with("active version 1 (stored by an earlier attempt)"),
+        "{row}"
+    );
+    assert_eq!(
+        fake.hits(),
+        3,
+        "upload, upload, then the look at what is stored"
+    );
     assert_eq!(agent.infer_digit("digits").await, "1");
 }
 
@@ -231,8 +288,16 @@ async fn client_errors_are_never_retried() {
     let fake = fake_agent(None, |_| Action::Answer(400, "no thanks")).await;
     let (code, stdout, stderr) = model_tools(
         &[
-            "push", "models/digits_mlp.onnx", "--agent", &fake.url, "--name", "digits",
-            "--version", "1", "--retries", "3",
+            "push",
+            "models/digits_mlp.onnx",
+            "--agent",
+            &fake.url,
+            "--name",
+            "digits",
+            "--version",
+            "1",
+            "--retries",
+            "3",
         ],
         Some(ADMIN),
     )
@@ -240,7 +305,10 @@ async fn client_errors_are_never_retried() {
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert_eq!(fake.hits(), 1);
     assert!(
-        stderr.contains(&format!("{}: the agent refused the upload (400: no thanks)", fake.url)),
+        stderr.contains(&format!(
+            "{}: the agent refused the upload (400: no thanks)",
+            fake.url
+        )),
         "{stderr}"
     );
     assert!(!stderr.contains("retrying"), "{stderr}");
@@ -253,26 +321,58 @@ async fn an_agent_that_stays_down_fails_alone() {
     let failing = fake_agent(None, |_| Action::Answer(500, "disk full")).await;
     let (code, stdout, stderr) = model_tools(
         &[
-            "push", "models/digits_mlp.onnx", "--agent", &good.url, "--agent", &down,
-            "--agent", &failing.url, "--name", "digits", "--version", "1", "--retries", "1",
+            "push",
+            "models/digits_mlp.onnx",
+            "--agent",
+            &good.url,
+            "--agent",
+            &down,
+            "--agent",
+            &failing.url,
+            "--name",
+            "digits",
+            "--version",
+            "1",
+            "--retries",
+            "1",
         ],
         Some(ADMIN),
     )
     .await;
     assert_eq!(code, Some(1), "{stdout}{stderr}");
-    assert_eq!(columns(row(&stdout, &good.url))[1..4], ["ok", "201", "1"], "{stdout}");
-    assert_eq!(columns(row(&stdout, &down))[1..4], ["failed", "-", "2"], "{stdout}");
-    assert_eq!(columns(row(&stdout, &failing.url))[1..4], ["failed", "500", "2"], "{stdout}");
+    assert_eq!(
+        columns(row(&stdout, &good.url))[1..4],
+        ["ok", "201", "1"],
+        "{stdout}"
+    );
+    assert_eq!(
+        columns(row(&stdout, &down))[1..4],
+        ["failed", "-", "2"],
+        "{stdout}"
+    );
+    assert_eq!(
+        columns(row(&stdout, &failing.url))[1..4],
+        ["failed", "500", "2"],
+        "{stdout}"
+    );
     assert_eq!(failing.hits(), 2);
     assert!(
-        stderr.contains(&format!("{down}: could not reach the agent on any of 2 attempt(s)")),
+        stderr.contains(&format!(
+            "{down}: could not reach the agent on any of 2 attempt(s)"
+        )),
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("{}: the agent failed (500: disk full) on all 2 attempt(s)", failing.url)),
+        stderr.contains(&format!(
+            "{}: the agent failed (500: disk full) on all 2 attempt(s)",
+            failing.url
+        )),
         "{stderr}"
     );
-    assert!(stderr.contains("2 of 3 agent(s) did not take `digits` version 1"), "{stderr}");
+    assert!(
+        stderr.contains("2 of 3 agent(s) did not take `digits` version 1"),
+        "{stderr}"
+    );
     assert_eq!(good.infer_digit("digits").await, "1");
 }
 
@@ -283,7 +383,14 @@ async fn bad_input_is_refused_before_any_agent_is_contacted() {
     let junk = dir.path().join("junk.onnx");
     std::fs::write(&junk, b"\x08\x07garbage").unwrap();
     let junk = junk.display().to_string();
-    let base = ["--agent", fake.url.as_str(), "--name", "m", "--version", "1"];
+    let base = [
+        "--agent",
+        fake.url.as_str(),
+        "--name",
+        "m",
+        "--version",
+        "1",
+    ];
     let cases: [(Vec<&str>, &str); 4] = [
         (vec!["push", &junk], "is not a model an agent would accept"),
         (
@@ -295,7 +402,12 @@ async fn bad_input_is_refused_before_any_agent_is_contacted() {
             "the model config must be a JSON object",
         ),
         (
-            vec!["push", "models/digits_mlp.onnx", "--token-file", "/nonexistent/token"],
+            vec![
+                "push",
+                "models/digits_mlp.onnx",
+                "--token-file",
+                "/nonexistent/token",
+            ],
             "cannot read the token file `/nonexistent/token`",
         ),
     ];
@@ -306,17 +418,38 @@ async fn bad_input_is_refused_before_any_agent_is_contacted() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
     let (code, _, stderr) = model_tools(
-        &["push", "models/digits_mlp.onnx", "--agent", &fake.url, "--name", "m", "--version", "0"],
+        &[
+            "push",
+            "models/digits_mlp.onnx",
+            "--agent",
+            &fake.url,
+            "--name",
+            "m",
+            "--version",
+            "0",
+        ],
         Some(ADMIN),
     )
     .await;
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(fake.hits(), 0);
     let (code, _, stderr) = model_tools(
-        &["push", "models/digits_mlp.onnx", "--agent", "https://edge-7:8080", "--name", "m", "--version", "1"],
+        &[
+            "push",
+            "models/digits_mlp.onnx",
+            "--agent",
+            "https://edge-7:8080",
+            "--name",
+            "m",
+            "--version",
+            "1",
+        ],
         Some(ADMIN),
     )
     .await;
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("invalid agent URL `https://edge-7:8080`: https is not supported"), "{stderr}");
+    assert!(
+        stderr.contains("invalid agent URL `https://edge-7:8080`: https is not supported"),
+        "{stderr}"
+    );
 }
