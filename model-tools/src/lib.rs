@@ -2,7 +2,9 @@
 //!
 //! - [`Dataset`]: labelled examples from a numpy `.npz` file;
 //! - [`evaluate`]: classification accuracy and latency of a model on a dataset, batch by batch,
-//!   on any backend of the `inference` crate.
+//!   on any backend of the `inference` crate;
+//! - [`bench`]: latency and throughput on tract and ONNX Runtime at several batch sizes;
+//! - [`push`]: pushing a model to edge agents, with retries and errors that say what to do.
 //!
 //! ```no_run
 //! use inference::{LoadOptions, Model};
@@ -18,8 +20,10 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bench;
 mod dataset;
 mod evaluation;
+pub mod push;
 pub mod quantize;
 
 pub use dataset::{Dataset, DatasetError};

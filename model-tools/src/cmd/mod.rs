@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod eval;
 pub mod inspect;
+pub mod push;
 pub mod quantize;

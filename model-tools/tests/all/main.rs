@@ -1,4 +1,7 @@
 //! Integration tests of `model-tools`, through the real binary.
 
+mod agents;
+mod bench;
 mod cli;
+mod push;
 mod quantize_dynamic;
