@@ -163,7 +163,7 @@ fn example_shape(
     }
 }
 
-fn summarize(latencies: &mut [Duration]) -> LatencySummary {
+pub(crate) fn summarize(latencies: &mut [Duration]) -> LatencySummary {
     latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let pick = |q: f64| {

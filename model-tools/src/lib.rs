@@ -5,6 +5,8 @@
 //!   on any backend of the `inference` crate;
 //! - [`calibrate`]: activation ranges for static quantization ([`calibrate::TensorRanges`]);
 //! - [`quantize`]: dynamic, static (QDQ) and accuracy-driven INT8 quantization.
+//! - [`bench`]: latency and throughput on tract and ONNX Runtime at several batch sizes;
+//! - [`push`]: pushing a model to edge agents, with retries and errors that say what to do.
 //!
 //! ```no_run
 //! use inference::{LoadOptions, Model};
@@ -21,8 +23,10 @@
 #![deny(missing_docs)]
 
 pub mod calibrate;
+pub mod bench;
 mod dataset;
 mod evaluation;
+pub mod push;
 pub mod quantize;
 
 pub use dataset::{Dataset, DatasetError};

@@ -25,6 +25,10 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Quantize a float32 model to INT8 (`quantize dynamic IN OUT`).
     Quantize(cmd::quantize::QuantizeArgs),
+    /// Measure p50/p99 latency and throughput on tract and ONNX Runtime at several batch sizes.
+    Bench(cmd::bench::BenchArgs),
+    /// Push a model to edge agents, with retries and a summary per agent.
+    Push(cmd::push::PushArgs),
 }
 
 /// How to load a model; shared by the subcommands that run one.
@@ -79,6 +83,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Quantize(args) => cmd::quantize::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+        Command::Push(args) => cmd::push::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod eval;
 pub mod inspect;
+pub mod push;
 pub mod quantize;
 pub mod quantize_auto;
 pub mod quantize_static;

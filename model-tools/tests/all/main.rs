@@ -1,6 +1,9 @@
 //! Integration tests of `model-tools`, through the real binary.
 
+mod agents;
+mod bench;
 mod cli;
 mod python;
+mod push;
 mod quantize_dynamic;
 mod quantize_static;
