@@ -2,7 +2,10 @@
 //!
 //! - [`Dataset`]: labelled examples from a numpy `.npz` file;
 //! - [`evaluate`]: classification accuracy and latency of a model on a dataset, batch by batch,
-//!   on any backend of the `inference` crate.
+//!   on any backend of the `inference` crate;
+//! - [`convert_fp16`]: float32 to float16 weights and compute;
+//! - [`compare()`]: a candidate model against its reference (errors, SQNR, accuracy, size,
+//!   latency), with the report types and CI gates in [`mod@compare`].
 //!
 //! ```no_run
 //! use inference::{LoadOptions, Model};
@@ -18,8 +21,15 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod compare;
+mod convert;
 mod dataset;
 mod evaluation;
 
+pub use compare::{compare, CompareError, CompareOptions, CompareReport};
+pub use convert::{
+    convert_fp16, ConvertError, Fp16Options, Fp16Report, KeepReason, KeptFloatNode,
+    DEFAULT_FP16_BLOCK_OPS,
+};
 pub use dataset::{Dataset, DatasetError};
 pub use evaluation::{evaluate, EvalError, EvalReport, LatencySummary};

@@ -23,6 +23,10 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Classify a labelled .npz dataset and report accuracy and latency.
     Eval(cmd::eval::EvalArgs),
+    /// Convert a model to another number format (float16).
+    Convert(cmd::convert::ConvertArgs),
+    /// Compare a candidate model with its reference: errors, SQNR, accuracy, size, latency.
+    Compare(cmd::compare::CompareArgs),
 }
 
 /// How to load a model; shared by the subcommands that run one.
@@ -76,6 +80,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Convert(args) => cmd::convert::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,6 +91,10 @@ fn main() -> ExitCode {
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
             {
                 return ExitCode::SUCCESS;
+            }
+            if let Some(gate) = err.downcast_ref::<cmd::compare::GateFailed>() {
+                gate.0.iter().for_each(|f| eprintln!("model-tools: gate failed: {f}"));
+                return ExitCode::from(cmd::compare::GATE_FAILED_EXIT);
             }
             eprintln!("model-tools: {err:#}");
             ExitCode::FAILURE
