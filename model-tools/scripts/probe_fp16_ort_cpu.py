@@ -10,6 +10,7 @@ onnxruntime had to insert Casts around the node, the CPU provider has no float16
 Each operator is then one of:
   native    some case ran on a float16 kernel;
   casted    every case ran, but only through Casts onnxruntime inserted (no float16 kernel);
+  casted-or-fails  some cases ran that way, the others failed;
   fails     no case ran (session creation or the run failed).
 
 Usage: .venv/bin/python model-tools/scripts/probe_fp16_ort_cpu.py "$ONNX_NODE_TESTS" [--json OUT]
