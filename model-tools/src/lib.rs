@@ -7,6 +7,9 @@
 //! - [`quantize`]: dynamic, static (QDQ) and accuracy-driven INT8 quantization.
 //! - [`bench`]: latency and throughput on tract and ONNX Runtime at several batch sizes;
 //! - [`push`]: pushing a model to edge agents, with retries and errors that say what to do.
+//! - [`convert_fp16`]: float32 to float16 weights and compute;
+//! - [`compare()`]: a candidate model against its reference (errors, SQNR, accuracy, size,
+//!   latency), with the report types and CI gates in [`mod@compare`].
 //!
 //! ```no_run
 //! use inference::{LoadOptions, Model};
@@ -24,10 +27,17 @@
 
 pub mod calibrate;
 pub mod bench;
+pub mod compare;
+mod convert;
 mod dataset;
 mod evaluation;
 pub mod push;
 pub mod quantize;
 
+pub use compare::{compare, CompareError, CompareOptions, CompareReport};
+pub use convert::{
+    convert_fp16, ConvertError, Fp16Options, Fp16Report, KeepReason, KeptFloatNode,
+    DEFAULT_FP16_BLOCK_OPS,
+};
 pub use dataset::{Dataset, DatasetError};
 pub use evaluation::{evaluate, EvalError, EvalReport, LatencySummary};

@@ -23,8 +23,12 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Classify a labelled .npz dataset and report accuracy and latency.
     Eval(cmd::eval::EvalArgs),
-    /// Quantize a float32 model to INT8 (`quantize dynamic IN OUT`).
+    /// Quantize a float32 model to INT8 (`quantize dynamic|static|auto IN OUT`).
     Quantize(cmd::quantize::QuantizeArgs),
+    /// Convert a model to another number format (float16).
+    Convert(cmd::convert::ConvertArgs),
+    /// Compare a candidate model with its reference: errors, SQNR, accuracy, size, latency.
+    Compare(cmd::compare::CompareArgs),
     /// Measure p50/p99 latency and throughput on tract and ONNX Runtime at several batch sizes.
     Bench(cmd::bench::BenchArgs),
     /// Push a model to edge agents, with retries and a summary per agent.
@@ -85,6 +89,8 @@ fn main() -> ExitCode {
         Command::Quantize(args) => cmd::quantize::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Push(args) => cmd::push::run(args),
+        Command::Convert(args) => cmd::convert::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,6 +100,10 @@ fn main() -> ExitCode {
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
             {
                 return ExitCode::SUCCESS;
+            }
+            if let Some(gate) = err.downcast_ref::<cmd::compare::GateFailed>() {
+                gate.0.iter().for_each(|f| eprintln!("model-tools: gate failed: {f}"));
+                return ExitCode::from(cmd::compare::GATE_FAILED_EXIT);
             }
             eprintln!("model-tools: {err:#}");
             ExitCode::FAILURE

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod compare;
+pub mod convert;
 pub mod eval;
 pub mod inspect;
 pub mod push;

@@ -7,3 +7,5 @@ mod python;
 mod push;
 mod quantize_dynamic;
 mod quantize_static;
+mod compare;
+mod convert_fp16;
