@@ -4,7 +4,7 @@
 //! - [`evaluate`]: classification accuracy and latency of a model on a dataset, batch by batch,
 //!   on any backend of the `inference` crate;
 //! - [`calibrate`]: activation ranges for static quantization ([`calibrate::TensorRanges`]);
-//! - [`quantize`]: dynamic, static (QDQ) and accuracy-driven INT8 quantization.
+//! - [`quantize`]: dynamic, static (QDQ) and accuracy-driven INT8 quantization;
 //! - [`bench`]: latency and throughput on tract and ONNX Runtime at several batch sizes;
 //! - [`push`]: pushing a model to edge agents, with retries and errors that say what to do.
 //! - [`convert_fp16`]: float32 to float16 weights and compute;

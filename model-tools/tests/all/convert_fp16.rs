@@ -49,7 +49,9 @@ fn converted(dir: &Path, name: &str, variant: (&str, bool, bool)) -> PathBuf {
     };
     let (bytes, report) = convert_fp16(&model_bytes(name), &options).unwrap();
     let ratio = report.output_bytes as f64 / report.input_bytes as f64;
-    assert!((0.45..0.6).contains(&ratio), "{name}: size ratio {ratio}");
+    // Weights halve; the graph itself (names, nodes, Casts) does not, which on the 6 KB CNN
+    // (72 conv weights) is a third of the file.
+    assert!((0.45..0.7).contains(&ratio), "{name}: size ratio {ratio}");
     let path = dir.join(name.replace(".onnx", &format!("_{suffix}.onnx")));
     std::fs::write(&path, bytes).unwrap();
     path
