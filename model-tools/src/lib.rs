@@ -2,7 +2,8 @@
 //!
 //! - [`Dataset`]: labelled examples from a numpy `.npz` file;
 //! - [`evaluate`]: classification accuracy and latency of a model on a dataset, batch by batch,
-//!   on any backend of the `inference` crate.
+//!   on any backend of the `inference` crate;
+//! - [`calibrate`]: activation ranges for static quantization ([`TensorRanges`]).
 //!
 //! ```no_run
 //! use inference::{LoadOptions, Model};
@@ -18,8 +19,10 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod calibrate;
 mod dataset;
 mod evaluation;
 
 pub use dataset::{Dataset, DatasetError};
 pub use evaluation::{evaluate, EvalError, EvalReport, LatencySummary};
+pub use calibrate::{CalibrationMethod, TensorRange, TensorRanges};

@@ -1,3 +1,5 @@
 //! Integration tests of `model-tools`, through the real binary.
 
+mod calibration;
+mod calibration_models;
 mod cli;
