@@ -23,6 +23,6 @@ pub mod calibrate;
 mod dataset;
 mod evaluation;
 
+pub use calibrate::{CalibrationMethod, TensorRange, TensorRanges};
 pub use dataset::{Dataset, DatasetError};
 pub use evaluation::{evaluate, EvalError, EvalReport, LatencySummary};
-pub use calibrate::{CalibrationMethod, TensorRange, TensorRanges};

@@ -235,7 +235,9 @@ impl TensorStats {
             } => Self::Abs(AbsHistogram::new(num_bins)),
             CalibratorConfig::Percentile { num_bins, .. }
             | CalibratorConfig::Entropy { num_bins, .. }
-            | CalibratorConfig::Mse { num_bins, .. } => Self::Signed(SignedHistogram::new(num_bins)),
+            | CalibratorConfig::Mse { num_bins, .. } => {
+                Self::Signed(SignedHistogram::new(num_bins))
+            }
         }
     }
 
@@ -381,7 +383,11 @@ mod tests {
         c.observe("empty", &[f32::NAN]).unwrap();
         assert_eq!(c.range("a"), Some(TensorRange::new(-1.0, 2.0)));
         assert_eq!((c.values("a"), c.ignored_values("a")), (3, 2));
-        assert_eq!(c.ranges().len(), 1, "a tensor without finite values has no range");
+        assert_eq!(
+            c.ranges().len(),
+            1,
+            "a tensor without finite values has no range"
+        );
         assert_eq!(c.tensors().collect::<Vec<_>>(), ["a", "empty"]);
 
         let mut s = Calibrator::new(CalibratorConfig::MinMax { symmetric: true }).unwrap();
@@ -445,7 +451,10 @@ mod tests {
             let values: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.37).sin() * 4.0).collect();
             c.observe("t", &values).unwrap();
             let r = c.range("t").unwrap();
-            assert!(r.min >= -4.0 && r.max <= 4.0 && r.min < r.max, "{method}: {r}");
+            assert!(
+                r.min >= -4.0 && r.max <= 4.0 && r.min < r.max,
+                "{method}: {r}"
+            );
             let expected = match method {
                 CalibrationMethod::MinMax => matches!(c.stats("t"), Some(TensorStats::MinMax(_))),
                 CalibrationMethod::Percentile => matches!(c.stats("t"), Some(TensorStats::Abs(_))),

@@ -222,8 +222,8 @@ pub fn calibrate_npz(
     data: impl AsRef<Path>,
     options: &CollectOptions,
 ) -> Result<Calibration, CollectError> {
-    let metadata =
-        Model::inspect(model).map_err(|e| CollectError::InvalidModel(inference::error_chain(&e)))?;
+    let metadata = Model::inspect(model)
+        .map_err(|e| CollectError::InvalidModel(inference::error_chain(&e)))?;
     let data = CalibrationData::from_npz(data, &metadata.inputs, options.input_key.as_deref())?;
     collect_ranges(model, &data, options)
 }
@@ -247,7 +247,9 @@ pub fn collect_ranges(
         .map_err(|source| CollectError::Load { backend, source })?;
 
     let batch_size = fixed_batch(&loaded).unwrap_or(options.batch_size.max(1));
-    let available = data.samples().min(options.max_samples.unwrap_or(usize::MAX));
+    let available = data
+        .samples()
+        .min(options.max_samples.unwrap_or(usize::MAX));
     let samples = if fixed_batch(&loaded).is_some() {
         available - available % batch_size
     } else {
@@ -274,14 +276,15 @@ pub fn collect_ranges(
             }
         }
         if !fetch.is_empty() {
-            let outputs = loaded
-                .run_select(inputs, &fetch)
-                .map_err(|source| CollectError::Run {
-                    batch,
-                    first,
-                    end,
-                    source,
-                })?;
+            let outputs =
+                loaded
+                    .run_select(inputs, &fetch)
+                    .map_err(|source| CollectError::Run {
+                        batch,
+                        first,
+                        end,
+                        source,
+                    })?;
             for (name, tensor) in outputs.iter() {
                 observe_tensor(&mut calibrator, name, tensor)?;
             }
@@ -324,10 +327,14 @@ pub fn collect_ranges(
 
 /// The batch size the model's inputs fix, if their first dimension is a number.
 fn fixed_batch(model: &Model) -> Option<usize> {
-    model.metadata().inputs.iter().find_map(|i| match i.shape.as_deref() {
-        Some([Dim::Fixed(n), ..]) => Some(*n),
-        _ => None,
-    })
+    model
+        .metadata()
+        .inputs
+        .iter()
+        .find_map(|i| match i.shape.as_deref() {
+            Some([Dim::Fixed(n), ..]) => Some(*n),
+            _ => None,
+        })
 }
 
 /// Feeds a float32 or float16 tensor's values to the calibrator.
@@ -355,8 +362,10 @@ fn progress_bar(show: bool, batches: usize) -> ProgressBar {
         return ProgressBar::hidden();
     }
     ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr()).with_style(
-        ProgressStyle::with_template("{spinner} calibrating [{bar:30}] {pos}/{len} batches {per_sec}")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} calibrating [{bar:30}] {pos}/{len} batches {per_sec}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     )
 }

@@ -240,7 +240,9 @@ fn fit_to_input(
         })
         .collect();
     match fixed {
-        Some(sample) if sample.iter().product::<usize>() == shape[1..].iter().product::<usize>() => {
+        Some(sample)
+            if sample.iter().product::<usize>() == shape[1..].iter().product::<usize>() =>
+        {
             let mut target = vec![shape[0]];
             target.extend(sample);
             tensor.reshape(&target).map_err(|_| mismatch())
@@ -293,15 +295,28 @@ mod tests {
     #[test]
     fn rows_are_reshaped_to_a_fixed_sample_shape_or_refused() {
         let n = Dim::Symbolic("N".into());
-        let cnn = info("input", vec![n.clone(), Dim::Fixed(1), Dim::Fixed(8), Dim::Fixed(8)]);
+        let cnn = info(
+            "input",
+            vec![n.clone(), Dim::Fixed(1), Dim::Fixed(8), Dim::Fixed(8)],
+        );
         let rows = Tensor::from_shape_vec(&[3, 64], vec![0.5f32; 192]).unwrap();
         let fitted = fit_to_input(rows.clone(), &cnn, Path::new("d.npz"), "x").unwrap();
         assert_eq!(fitted.shape(), &[3, 1, 8, 8]);
         let odd = Tensor::from_shape_vec(&[3, 63], vec![0.5f32; 189]).unwrap();
-        let err = fit_to_input(odd, &cnn, Path::new("d.npz"), "x").unwrap_err().to_string();
-        assert!(err.contains("[3, 63]") && err.contains("[samples, 1, 8, 8]"), "{err}");
+        let err = fit_to_input(odd, &cnn, Path::new("d.npz"), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[3, 63]") && err.contains("[samples, 1, 8, 8]"),
+            "{err}"
+        );
         let mlp = info("input", vec![n, Dim::Fixed(64)]);
-        assert_eq!(fit_to_input(rows, &mlp, Path::new("d.npz"), "x").unwrap().shape(), &[3, 64]);
+        assert_eq!(
+            fit_to_input(rows, &mlp, Path::new("d.npz"), "x")
+                .unwrap()
+                .shape(),
+            &[3, 64]
+        );
     }
 
     #[test]
@@ -311,11 +326,20 @@ mod tests {
         let data = CalibrationData::new(vec![("x".into(), x), ("k".into(), k.clone())]).unwrap();
         assert_eq!(data.samples(), 4);
         let b = data.batch(1, 3);
-        assert_eq!(b[0].1.as_array::<f32>().unwrap().as_slice().unwrap(), &[2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(
+            b[0].1.as_array::<f32>().unwrap().as_slice().unwrap(),
+            &[2.0, 3.0, 4.0, 5.0]
+        );
         assert_eq!(b[1].1, k);
         let err = CalibrationData::new(vec![
-            ("a".into(), Tensor::from_shape_vec(&[2], vec![0f32; 2]).unwrap()),
-            ("b".into(), Tensor::from_shape_vec(&[0], Vec::<f32>::new()).unwrap()),
+            (
+                "a".into(),
+                Tensor::from_shape_vec(&[2], vec![0f32; 2]).unwrap(),
+            ),
+            (
+                "b".into(),
+                Tensor::from_shape_vec(&[0], Vec::<f32>::new()).unwrap(),
+            ),
         ])
         .unwrap_err();
         assert!(err.to_string().contains("`a` 2, `b` 0"), "{err}");

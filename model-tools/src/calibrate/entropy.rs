@@ -153,7 +153,12 @@ impl SignedHistogram {
         }
         let (_, start, end) = best?;
         let edges = self.edges();
-        Some(clamp_to_seen(edges[start], edges[end], self.min(), self.max()))
+        Some(clamp_to_seen(
+            edges[start],
+            edges[end],
+            self.min(),
+            self.max(),
+        ))
     }
 }
 
@@ -188,7 +193,9 @@ mod tests {
     #[test]
     fn onnxruntime_defaults_give_the_min_max_range_for_one_batch() {
         let mut h = SignedHistogram::new(128);
-        let values: Vec<f32> = (0..1000).map(|i| (i as f32 / 100.0).sin() * 3.0 - 0.5).collect();
+        let values: Vec<f32> = (0..1000)
+            .map(|i| (i as f32 / 100.0).sin() * 3.0 - 0.5)
+            .collect();
         h.observe(&values).unwrap();
         let r = h.entropy_range(128).unwrap();
         assert_eq!((r.min, r.max), (h.min(), h.max()));
@@ -199,7 +206,7 @@ mod tests {
     fn a_far_outlier_is_clipped() {
         let mut h = SignedHistogram::new(2048);
         let mut values: Vec<f32> = (0..20_000)
-            .map(|i| ((i as f32 * 0.618).fract() - 0.5) * 2.0)
+            .map(|i| (((f64::from(i) * 0.618_033_988_75).fract() - 0.5) * 2.0) as f32)
             .collect();
         values.push(100.0);
         h.observe(&values).unwrap();

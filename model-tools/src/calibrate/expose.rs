@@ -46,11 +46,12 @@ fn default_selection(
     let producers = onnx::producers(graph);
     let mut seen = HashSet::new();
     let (mut chosen, mut skipped) = (Vec::new(), Vec::new());
-    let candidates = graph
-        .input
-        .iter()
-        .map(|vi| &vi.name)
-        .chain(graph.node.iter().flat_map(|n| n.input.iter().chain(&n.output)));
+    let candidates = graph.input.iter().map(|vi| &vi.name).chain(
+        graph
+            .node
+            .iter()
+            .flat_map(|n| n.input.iter().chain(&n.output)),
+    );
     for name in candidates {
         if name.is_empty() || initializers.contains(name.as_str()) || !seen.insert(name) {
             continue;
@@ -111,7 +112,8 @@ fn check_requested(
             None => {
                 return Err(CollectError::UnknownTensor {
                     name: name.clone(),
-                    why: "its element type is unknown; declare it in the graph's value_info".to_owned(),
+                    why: "its element type is unknown; declare it in the graph's value_info"
+                        .to_owned(),
                 })
             }
         }
@@ -128,7 +130,10 @@ pub(crate) fn expose(model: &[u8], requested: Option<&[String]>) -> Result<Expos
     let types = element_types(graph);
     let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let (chosen, skipped) = match requested {
-        Some(names) => (check_requested(graph, &types, &initializers, names)?, Vec::new()),
+        Some(names) => (
+            check_requested(graph, &types, &initializers, names)?,
+            Vec::new(),
+        ),
         None => default_selection(graph, &types, &initializers),
     };
     let graph_inputs: HashSet<&str> = graph
@@ -137,8 +142,11 @@ pub(crate) fn expose(model: &[u8], requested: Option<&[String]>) -> Result<Expos
         .map(|vi| vi.name.as_str())
         .filter(|n| !initializers.contains(n))
         .collect();
-    let declared: HashMap<&str, &pb::ValueInfoProto> =
-        graph.value_info.iter().map(|vi| (vi.name.as_str(), vi)).collect();
+    let declared: HashMap<&str, &pb::ValueInfoProto> = graph
+        .value_info
+        .iter()
+        .map(|vi| (vi.name.as_str(), vi))
+        .collect();
     let existing: HashSet<&str> = graph.output.iter().map(|vi| vi.name.as_str()).collect();
     let (inputs, outputs): (Vec<String>, Vec<String>) = chosen
         .into_iter()
@@ -156,7 +164,10 @@ pub(crate) fn expose(model: &[u8], requested: Option<&[String]>) -> Result<Expos
             onnx::make_value_info(n, ty, shape.as_deref())
         })
         .collect();
-    onnx::graph_mut(&mut proto).map_err(invalid)?.output.extend(added);
+    onnx::graph_mut(&mut proto)
+        .map_err(invalid)?
+        .output
+        .extend(added);
     Ok(Exposed {
         bytes: onnx::encode_model(&proto),
         inputs,
@@ -190,13 +201,21 @@ mod tests {
     fn requested_names_are_checked() {
         let bytes = model_bytes("digits_cnn.onnx");
         let exposed = expose(&bytes, Some(&["relu1".to_owned(), "input".to_owned()])).unwrap();
-        assert_eq!((exposed.inputs, exposed.outputs), (vec!["input".to_owned()], vec!["relu1".to_owned()]));
+        assert_eq!(
+            (exposed.inputs, exposed.outputs),
+            (vec!["input".to_owned()], vec!["relu1".to_owned()])
+        );
         for (name, words) in [
             ("relu", "no node writes it"),
             ("conv1.weight", "initializer"),
         ] {
-            let err = expose(&bytes, Some(&[name.to_owned()])).unwrap_err().to_string();
-            assert!(err.contains(&format!("`{name}`")) && err.contains(words), "{err}");
+            let err = expose(&bytes, Some(&[name.to_owned()]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("`{name}`")) && err.contains(words),
+                "{err}"
+            );
         }
     }
 }

@@ -15,8 +15,7 @@
 //! onnxruntime's, the abs histogram does not count later values below its first edge.
 
 use super::numpy::{
-    arange_f32_scalars, arange_len, count_uniform, count_with_edges, floor_divide_f32,
-    linspace_f32,
+    arange_f32_scalars, arange_len, count_uniform, count_with_edges, floor_divide_f32, linspace_f32,
 };
 
 /// The most bins a histogram may grow to (32 MiB of counts): a tensor whose range grows by
@@ -279,7 +278,8 @@ mod tests {
     #[test]
     fn the_first_batch_spans_its_largest_magnitude_on_both_sides() {
         let mut h = SignedHistogram::new(4);
-        h.observe(&[-1.0, 0.0, 1.0, 0.75, f32::NAN, f32::INFINITY]).unwrap();
+        h.observe(&[-1.0, 0.0, 1.0, 0.75, f32::NAN, f32::INFINITY])
+            .unwrap();
         assert_eq!(h.edges(), &[-1.0, -0.5, 0.0, 0.5, 1.0]);
         assert_eq!(h.counts(), &[1, 0, 1, 2]);
         assert_eq!((h.min(), h.max(), h.threshold()), (-1.0, 1.0, 1.0));

@@ -33,7 +33,13 @@ pub(crate) fn linspace_f32(first: f32, last: f32, bins: usize) -> Vec<f32> {
 /// `numpy.histogram(values, counts.len(), range=(first, last))` bins them, whose float32 edges
 /// are `edges` (from [`linspace_f32`]): bin `i` holds `edges[i] <= x < edges[i + 1]`, the last
 /// bin also `x == last`.
-pub(crate) fn count_uniform(values: &[f32], first: f32, last: f32, edges: &[f32], counts: &mut [u64]) {
+pub(crate) fn count_uniform(
+    values: &[f32],
+    first: f32,
+    last: f32,
+    edges: &[f32],
+    counts: &mut [u64],
+) {
     let n = counts.len();
     if n == 0 || edges.len() != n + 1 {
         return;
@@ -47,7 +53,11 @@ pub(crate) fn count_uniform(values: &[f32], first: f32, last: f32, edges: &[f32]
         // numpy: ((x - first) / denom) * n, truncated, then corrected by one bin against the
         // edges (the arithmetic may be off by one ulp near an edge).
         let f = ((x - first) / denom) * scale;
-        let mut i = if f.is_finite() { (f as usize).min(n) } else { 0 };
+        let mut i = if f.is_finite() {
+            (f as usize).min(n)
+        } else {
+            0
+        };
         if i == n {
             i -= 1;
         }

@@ -25,7 +25,10 @@ fn first_reaching(cdf: &[f64], share: f64) -> usize {
 /// `[lo, hi]` narrowed to `[min, max]`, as onnxruntime clamps every threshold to the values
 /// seen.
 pub(crate) fn clamp_to_seen(lo: f32, hi: f32, min: f32, max: f32) -> TensorRange {
-    TensorRange::new(if lo < min { min } else { lo }, if hi > max { max } else { hi })
+    TensorRange::new(
+        if lo < min { min } else { lo },
+        if hi > max { max } else { hi },
+    )
 }
 
 impl AbsHistogram {
@@ -90,6 +93,9 @@ mod tests {
         // 200 bins of width 1 over [-100, 100]: -100..-1 in bins 0..99, 1..98 in bins
         // 101..198, 99 and 100 in bin 199. 4.75% (9.5 values) cut below is reached in bin 9
         // (left edge -91); 95.25% in bin 191 (left edge 91).
-        assert_eq!(h.percentile_range(90.5), Some(TensorRange::new(-91.0, 91.0)));
+        assert_eq!(
+            h.percentile_range(90.5),
+            Some(TensorRange::new(-91.0, 91.0))
+        );
     }
 }

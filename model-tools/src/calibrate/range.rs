@@ -55,12 +55,8 @@ pub enum CalibrationMethod {
 
 impl CalibrationMethod {
     /// Every method, in the order the help lists them.
-    pub const ALL: [CalibrationMethod; 4] = [
-        Self::MinMax,
-        Self::Percentile,
-        Self::Entropy,
-        Self::Mse,
-    ];
+    pub const ALL: [CalibrationMethod; 4] =
+        [Self::MinMax, Self::Percentile, Self::Entropy, Self::Mse];
 
     /// The name `FromStr` accepts and `Display` writes: `minmax`, `percentile`, `entropy`, `mse`.
     pub fn name(self) -> &'static str {
@@ -107,7 +103,10 @@ mod tests {
     fn methods_parse_from_their_names_and_aliases() {
         for m in CalibrationMethod::ALL {
             assert_eq!(m.name().parse::<CalibrationMethod>(), Ok(m));
-            assert_eq!(m.to_string().to_uppercase().parse::<CalibrationMethod>(), Ok(m));
+            assert_eq!(
+                m.to_string().to_uppercase().parse::<CalibrationMethod>(),
+                Ok(m)
+            );
         }
         assert_eq!("min-max".parse(), Ok(CalibrationMethod::MinMax));
         let err = "kl".parse::<CalibrationMethod>().unwrap_err();

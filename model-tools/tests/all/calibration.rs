@@ -129,21 +129,28 @@ fn ranges_agree_with_onnxruntimes_calibrators() {
             CalibratorConfig::Entropy { .. } => case["histogram"]["bin_width"].as_f64().unwrap(),
             _ => 0.0,
         };
-        let off = f64::from((ours.min - theirs.min).abs()).max(f64::from((ours.max - theirs.max).abs()));
+        let off =
+            f64::from((ours.min - theirs.min).abs()).max(f64::from((ours.max - theirs.max).abs()));
         if off > tolerance {
             failures.push(format!(
                 "{label}: ours {ours}, onnxruntime's {theirs} (off by {off}, tolerance {tolerance})"
             ));
         }
     }
-    println!("{exact} of {} ranges identical to onnxruntime's", cases.len());
+    println!(
+        "{exact} of {} ranges identical to onnxruntime's",
+        cases.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn the_reference_regenerates_identically() {
-    let Some(python) = setup_var("EDGE_ML_PYTHON", "the_reference_regenerates_identically", true)
-    else {
+    let Some(python) = setup_var(
+        "EDGE_ML_PYTHON",
+        "the_reference_regenerates_identically",
+        true,
+    ) else {
         return;
     };
     let out = tempfile::tempdir().unwrap();
@@ -157,7 +164,12 @@ fn the_reference_regenerates_identically() {
     assert!(status.success(), "{} failed", script.display());
     let (committed, mut committed_npz) = load_reference(&reference_dir());
     let (fresh, mut fresh_npz) = load_reference(out.path());
-    assert_eq!(committed, fresh, "reference.json is stale: rerun {}", script.display());
+    assert_eq!(
+        committed,
+        fresh,
+        "reference.json is stale: rerun {}",
+        script.display()
+    );
     for name in committed_npz.names().unwrap() {
         let a: ArrayD<f32> = committed_npz.by_name(&name).unwrap();
         let b: ArrayD<f32> = fresh_npz.by_name(&name).unwrap();

@@ -19,10 +19,12 @@ fn digits() -> PathBuf {
 fn train_min_max(n: usize) -> (f32, f32) {
     let mut npz = NpzReader::new(std::fs::File::open(digits()).unwrap()).unwrap();
     let x: ArrayD<f32> = npz.by_name("x_train").unwrap();
-    x.outer_iter().take(n).flat_map(|r| r.iter().copied().collect::<Vec<_>>()).fold(
-        (f32::INFINITY, f32::NEG_INFINITY),
-        |(lo, hi), v| (lo.min(v), hi.max(v)),
-    )
+    x.outer_iter()
+        .take(n)
+        .flat_map(|r| r.iter().copied().collect::<Vec<_>>())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
 }
 
 fn options(backend: BackendKind, method: CalibrationMethod) -> CollectOptions {
@@ -58,7 +60,10 @@ fn the_mlp_input_range_is_the_datas_and_relu_is_non_negative_on_ort() {
     let names: Vec<&str> = c.ranges.keys().map(String::as_str).collect();
     assert_eq!(names, ["fc1", "input", "logits", "probabilities", "relu1"]);
     let s = &c.summary;
-    assert_eq!((s.backend, s.samples, s.batch_size, s.batches), (BackendKind::Ort, 200, 48, 5));
+    assert_eq!(
+        (s.backend, s.samples, s.batch_size, s.batches),
+        (BackendKind::Ort, 200, 48, 5)
+    );
     assert_eq!(s.observed, 5);
     assert!(s.skipped.is_empty() && s.non_finite.is_empty(), "{s:?}");
 }
@@ -69,18 +74,33 @@ fn the_cnn_calibrates_alike_on_ort_and_tract() {
         return;
     }
     let bytes = model_bytes("digits_cnn.onnx");
-    let ort = calibrate_npz(&bytes, digits(), &options(BackendKind::Ort, CalibrationMethod::MinMax)).unwrap();
-    let tract =
-        calibrate_npz(&bytes, digits(), &options(BackendKind::Tract, CalibrationMethod::MinMax)).unwrap();
+    let ort = calibrate_npz(
+        &bytes,
+        digits(),
+        &options(BackendKind::Ort, CalibrationMethod::MinMax),
+    )
+    .unwrap();
+    let tract = calibrate_npz(
+        &bytes,
+        digits(),
+        &options(BackendKind::Tract, CalibrationMethod::MinMax),
+    )
+    .unwrap();
     assert_eq!(tract.summary.backend, BackendKind::Tract);
     let names: Vec<&String> = ort.ranges.keys().collect();
     assert_eq!(names, tract.ranges.keys().collect::<Vec<_>>());
-    assert_eq!(names, ["conv1", "flat", "input", "logits", "pool1", "relu1"]);
+    assert_eq!(
+        names,
+        ["conv1", "flat", "input", "logits", "pool1", "relu1"]
+    );
     for (name, a) in &ort.ranges {
         let b = tract.ranges[name];
         for (x, y) in [(a.min, b.min), (a.max, b.max)] {
             let scale = x.abs().max(y.abs()).max(1e-6);
-            assert!((x - y).abs() / scale <= 1e-5, "{name}: ORT {a} vs tract {b}");
+            assert!(
+                (x - y).abs() / scale <= 1e-5,
+                "{name}: ORT {a} vs tract {b}"
+            );
         }
     }
     let (lo, hi) = train_min_max(200);
@@ -92,9 +112,13 @@ fn the_cnn_calibrates_alike_on_ort_and_tract() {
 #[test]
 fn every_method_gives_ranges_inside_the_min_max_range_on_tract() {
     let bytes = model_bytes("digits_cnn.onnx");
-    let minmax = calibrate_npz(&bytes, digits(), &options(BackendKind::Tract, CalibrationMethod::MinMax))
-        .unwrap()
-        .ranges;
+    let minmax = calibrate_npz(
+        &bytes,
+        digits(),
+        &options(BackendKind::Tract, CalibrationMethod::MinMax),
+    )
+    .unwrap()
+    .ranges;
     for method in [
         CalibrationMethod::Percentile,
         CalibrationMethod::Entropy,
@@ -106,7 +130,10 @@ fn every_method_gives_ranges_inside_the_min_max_range_on_tract() {
         assert_eq!(ranges.len(), minmax.len(), "{method}");
         for (name, r) in &ranges {
             let m = minmax[name];
-            assert!(r.min >= m.min && r.max <= m.max && r.min <= r.max, "{method} {name}: {r} outside {m}");
+            assert!(
+                r.min >= m.min && r.max <= m.max && r.min <= r.max,
+                "{method} {name}: {r} outside {m}"
+            );
         }
         assert!(ranges["relu1"].min >= 0.0, "{method}");
     }
@@ -117,7 +144,10 @@ fn every_method_gives_ranges_inside_the_min_max_range_on_tract() {
         num_quantized_bins: 128,
     };
     let ranges = calibrate_npz(&bytes, digits(), &fine).unwrap().ranges;
-    assert!(ranges.iter().any(|(n, r)| r.max < minmax[n].max), "{ranges:?}");
+    assert!(
+        ranges.iter().any(|(n, r)| r.max < minmax[n].max),
+        "{ranges:?}"
+    );
 }
 
 #[test]
@@ -141,7 +171,8 @@ fn npz(dir: &Path, arrays: &[(&str, Vec<usize>)], f64_name: Option<&str>) -> Pat
         w.add_array(*name, &a).unwrap();
     }
     if let Some(name) = f64_name {
-        w.add_array(name, &ArrayD::<f64>::zeros(IxDyn(&[4, 64]))).unwrap();
+        w.add_array(name, &ArrayD::<f64>::zeros(IxDyn(&[4, 64])))
+            .unwrap();
     }
     w.finish().unwrap();
     path
@@ -162,10 +193,14 @@ fn a_missing_input_array_names_the_input_and_what_the_file_has() {
     let err = calibrate_npz(&model_bytes("digits_mlp.onnx"), &path, &tract_minmax()).unwrap_err();
     let text = error_text(&err);
     assert!(matches!(err, CollectError::MissingArray { .. }), "{text}");
-    assert!(text.contains("`input`") && text.contains("pixels") && text.contains("input_key"), "{text}");
+    assert!(
+        text.contains("`input`") && text.contains("pixels") && text.contains("input_key"),
+        "{text}"
+    );
     let mut keyed = tract_minmax();
     keyed.input_key = Some("x_val".into());
-    let text = error_text(&calibrate_npz(&model_bytes("digits_mlp.onnx"), &path, &keyed).unwrap_err());
+    let text =
+        error_text(&calibrate_npz(&model_bytes("digits_mlp.onnx"), &path, &keyed).unwrap_err());
     assert!(text.contains("`x_val`"), "{text}");
 }
 
@@ -175,7 +210,10 @@ fn a_wrong_dtype_names_both_types() {
     let path = npz(dir.path(), &[], Some("input"));
     let err = calibrate_npz(&model_bytes("digits_mlp.onnx"), &path, &tract_minmax()).unwrap_err();
     let text = error_text(&err);
-    assert!(text.contains("float64") && text.contains("float32") && text.contains("`input`"), "{text}");
+    assert!(
+        text.contains("float64") && text.contains("float32") && text.contains("`input`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -184,7 +222,10 @@ fn a_wrong_shape_names_both_shapes() {
     let path = npz(dir.path(), &[("input", vec![4, 63])], None);
     let err = calibrate_npz(&model_bytes("digits_mlp.onnx"), &path, &tract_minmax()).unwrap_err();
     let text = error_text(&err);
-    assert!(text.contains("[4, 63]") && text.contains("[samples, 64]"), "{text}");
+    assert!(
+        text.contains("[4, 63]") && text.contains("[samples, 64]"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -205,7 +246,10 @@ fn inputs_with_different_sample_counts_are_refused() {
     let mut keyed = tract_minmax();
     keyed.input_key = Some("a".into());
     let text = error_text(&calibrate_npz(&two, &path, &keyed).unwrap_err());
-    assert!(text.contains("one input") && text.contains("a, b"), "{text}");
+    assert!(
+        text.contains("one input") && text.contains("a, b"),
+        "{text}"
+    );
     // With agreeing data, both inputs and the output get ranges.
     let path = npz(dir.path(), &[("a", vec![3, 2]), ("b", vec![3, 2])], None);
     let c = calibrate_npz(&two, &path, &tract_minmax()).unwrap();
@@ -229,13 +273,18 @@ fn a_model_that_does_not_load_says_so() {
     let err = calibrate_npz(&unknown, &path, &tract_minmax()).unwrap_err();
     let text = error_text(&err);
     assert!(matches!(err, CollectError::Load { .. }), "{text}");
-    assert!(text.contains("could not be loaded on tract") && text.contains("NoSuchOp"), "{text}");
+    assert!(
+        text.contains("could not be loaded on tract") && text.contains("NoSuchOp"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_bad_percentile_is_refused_before_running() {
     let mut options = tract_minmax();
     options.calibrator = CalibratorConfig::percentile(120.0);
-    let text = error_text(&calibrate_npz(&model_bytes("digits_mlp.onnx"), digits(), &options).unwrap_err());
+    let text = error_text(
+        &calibrate_npz(&model_bytes("digits_mlp.onnx"), digits(), &options).unwrap_err(),
+    );
     assert!(text.contains("percentile 120"), "{text}");
 }
