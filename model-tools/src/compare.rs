@@ -202,7 +202,8 @@ pub fn compare_with_progress(
     let (mut ref_correct, mut cand_correct) = (0usize, 0usize);
     let mut done = 0;
     let mut shown = 0;
-    while done + batch <= examples || (done < examples && batch_is_free(&[&reference, &candidate])) {
+    while done + batch <= examples || (done < examples && batch_is_free(&[&reference, &candidate]))
+    {
         let n = batch.min(examples - done);
         let ref_out = reference.run(&feeds, done, n)?;
         let cand_out = candidate.run(&feeds, done, n)?;
@@ -223,8 +224,12 @@ pub fn compare_with_progress(
         if let (Some(out), Some((key, labels))) = (&class_output, &labels) {
             let rows = |(shape, values): &(Vec<usize>, Vec<f64>)| {
                 let classes = shape.last().copied().unwrap_or(1).max(1);
-                (shape.len() == 2)
-                    .then(|| values.chunks(classes).map(metrics::argmax).collect::<Vec<_>>())
+                (shape.len() == 2).then(|| {
+                    values
+                        .chunks(classes)
+                        .map(metrics::argmax)
+                        .collect::<Vec<_>>()
+                })
             };
             let not_matrix = || {
                 CompareError::Mismatch(format!(
@@ -264,25 +269,23 @@ pub fn compare_with_progress(
             }
         })
         .collect();
-    let accuracy = class_output
-        .zip(labels)
-        .map(|(output, (labels, _))| {
-            let acc = |correct: usize| {
-                if done == 0 {
-                    0.0
-                } else {
-                    correct as f64 / done as f64
-                }
-            };
-            let (r, c) = (acc(ref_correct), acc(cand_correct));
-            AccuracyComparison {
-                output,
-                labels,
-                reference: r,
-                candidate: c,
-                delta_points: (c - r) * 100.0,
+    let accuracy = class_output.zip(labels).map(|(output, (labels, _))| {
+        let acc = |correct: usize| {
+            if done == 0 {
+                0.0
+            } else {
+                correct as f64 / done as f64
             }
-        });
+        };
+        let (r, c) = (acc(ref_correct), acc(cand_correct));
+        AccuracyComparison {
+            output,
+            labels,
+            reference: r,
+            candidate: c,
+            delta_points: (c - r) * 100.0,
+        }
+    });
 
     let mut latency = Vec::new();
     for &backend in &options.backends {
@@ -414,7 +417,12 @@ impl Side {
                 }
             }
         };
-        let rows = feeds.iter().map(|f| f.array.rows()).min().unwrap_or(0).max(1);
+        let rows = feeds
+            .iter()
+            .map(|f| f.array.rows())
+            .min()
+            .unwrap_or(0)
+            .max(1);
         let runs = options.latency_runs.max(1);
         let mut times = Vec::with_capacity(runs);
         for i in 0..runs + 3 {

@@ -5,11 +5,11 @@
 //!   on any backend of the `inference` crate;
 //! - [`calibrate`]: activation ranges for static quantization ([`calibrate::TensorRanges`]);
 //! - [`quantize`]: dynamic, static (QDQ) and accuracy-driven INT8 quantization;
-//! - [`bench`]: latency and throughput on tract and ONNX Runtime at several batch sizes;
-//! - [`push`]: pushing a model to edge agents, with retries and errors that say what to do.
 //! - [`convert_fp16`]: float32 to float16 weights and compute;
 //! - [`compare()`]: a candidate model against its reference (errors, SQNR, accuracy, size,
-//!   latency), with the report types and CI gates in [`mod@compare`].
+//!   latency), with the report types and CI gates in [`mod@compare`];
+//! - [`bench`]: latency and throughput on tract and ONNX Runtime at several batch sizes;
+//! - [`push`]: pushing a model to edge agents, with retries and errors that say what to do.
 //!
 //! ```no_run
 //! use inference::{LoadOptions, Model};
@@ -25,8 +25,8 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod calibrate;
 pub mod bench;
+pub mod calibrate;
 pub mod compare;
 mod convert;
 mod dataset;
@@ -34,6 +34,7 @@ mod evaluation;
 pub mod push;
 pub mod quantize;
 
+pub use calibrate::{CalibrationMethod, TensorRange, TensorRanges};
 pub use compare::{compare, CompareError, CompareOptions, CompareReport};
 pub use convert::{
     convert_fp16, ConvertError, Fp16Options, Fp16Report, KeepReason, KeptFloatNode,

@@ -102,7 +102,9 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             if let Some(gate) = err.downcast_ref::<cmd::compare::GateFailed>() {
-                gate.0.iter().for_each(|f| eprintln!("model-tools: gate failed: {f}"));
+                gate.0
+                    .iter()
+                    .for_each(|f| eprintln!("model-tools: gate failed: {f}"));
                 return ExitCode::from(cmd::compare::GATE_FAILED_EXIT);
             }
             eprintln!("model-tools: {err:#}");

@@ -206,7 +206,7 @@ mod tests {
     fn a_far_outlier_is_clipped() {
         let mut h = SignedHistogram::new(2048);
         let mut values: Vec<f32> = (0..20_000)
-            .map(|i| ((i as f32 * 0.618).fract() - 0.5) * 2.0)
+            .map(|i| (((f64::from(i) * 0.618_033_988_75).fract() - 0.5) * 2.0) as f32)
             .collect();
         values.push(100.0);
         h.observe(&values).unwrap();

@@ -142,13 +142,13 @@ mod tests {
         v
     }
 
-    /// 300 000 values spread evenly over [-1, 1) (or [0, 1) when `relu`) and one at 100: so
-    /// many that clipping the one costs less (99² / 300 000) than the rounding error the
-    /// min/max range gives every value ((200 / 255)² / 12).
+    /// Two million values spread evenly over [-1, 1) (or [0, 1) when `relu`) and one at 100:
+    /// so many that clipping the one costs less (99² / 2e6 ≈ 0.005) than the rounding error
+    /// the min/max range gives every value ((100 / 255)² / 12 ≈ 0.013).
     fn spread_with_outlier(relu: bool) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..300_000)
+        let mut v: Vec<f32> = (0..2_000_000)
             .map(|i| {
-                let x = (i as f32 * 0.618_034).fract() * 2.0 - 1.0;
+                let x = ((f64::from(i) * 0.618_033_988_75).fract() * 2.0 - 1.0) as f32;
                 if relu {
                     x.max(0.0)
                 } else {

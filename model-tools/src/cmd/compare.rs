@@ -174,10 +174,25 @@ fn write_table(out: &mut impl Write, r: &CompareReport) -> std::io::Result<()> {
             side.backend
         )?;
     }
-    writeln!(out, "size       candidate is {:.2}× the reference", r.size_ratio)?;
-    writeln!(out, "data       {} ({} examples)", r.data.display(), r.examples)?;
+    writeln!(
+        out,
+        "size       candidate is {:.2}× the reference",
+        r.size_ratio
+    )?;
+    writeln!(
+        out,
+        "data       {} ({} examples)",
+        r.data.display(),
+        r.examples
+    )?;
     writeln!(out)?;
-    let name_width = r.outputs.iter().map(|o| o.name.len()).max().unwrap_or(0).max(6);
+    let name_width = r
+        .outputs
+        .iter()
+        .map(|o| o.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
     writeln!(
         out,
         "{:<name_width$}  {:>12}  {:>12}  {:>10}  {:>9}",

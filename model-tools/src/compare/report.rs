@@ -170,4 +170,3 @@ pub struct Progress {
     /// Steps in this stage.
     pub total: u64,
 }
-

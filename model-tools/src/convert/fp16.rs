@@ -372,7 +372,9 @@ impl Pass {
                 homes.insert(t.name.clone(), home);
             }
         }
-        self.report.initializers_kept_float.extend(kept_initializers);
+        self.report
+            .initializers_kept_float
+            .extend(kept_initializers);
         for s in &graph.sparse_initializer {
             if let Some(v) = &s.values {
                 homes.insert(v.name.clone(), Prec::F32);

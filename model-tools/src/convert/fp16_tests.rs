@@ -36,7 +36,11 @@ fn assert_topological(graph: &GraphProto, outer: &HashSet<String>) {
         defined.extend(node.output.iter().cloned());
     }
     for out in &graph.output {
-        assert!(defined.contains(&out.name), "output `{}` is not defined", out.name);
+        assert!(
+            defined.contains(&out.name),
+            "output `{}` is not defined",
+            out.name
+        );
     }
 }
 
@@ -90,7 +94,10 @@ fn mlp_weights_io_and_compute_become_float16() {
         panic!("unexpected types");
     };
     for (x, y) in a.iter().zip(b.iter()) {
-        assert!((x - y.to_f32()).abs() <= x.abs() / 1024.0 + 1e-7, "{x} vs {y}");
+        assert!(
+            (x - y.to_f32()).abs() <= x.abs() / 1024.0 + 1e-7,
+            "{x} vs {y}"
+        );
     }
 }
 
@@ -114,11 +121,16 @@ fn keep_io_types_casts_at_the_boundary_and_keeps_the_names() {
         assert_eq!(cast_to(writer), 1);
         // The float16 value keeps being read by the rest of the graph.
         let fp16 = &writer.input[0];
-        assert!(graph.value_info.iter().any(|vi| &vi.name == fp16
-            && onnx::declared_tensor(vi).unwrap().elem_type == FLOAT16));
+        assert!(graph
+            .value_info
+            .iter()
+            .any(|vi| &vi.name == fp16 && onnx::declared_tensor(vi).unwrap().elem_type == FLOAT16));
     }
     let softmax = node(graph, "Softmax");
-    assert_ne!(softmax.input[0], "logits", "Softmax must read the float16 logits");
+    assert_ne!(
+        softmax.input[0], "logits",
+        "Softmax must read the float16 logits"
+    );
 }
 
 #[test]
@@ -134,9 +146,17 @@ fn blocked_ops_compute_in_float32_between_casts() {
     assert_eq!(report.kept_float[0].reason, KeepReason::BlockOps);
     assert_eq!(report.casts_inserted, 2);
     let relu = node(graph, "Relu");
-    let before = graph.node.iter().find(|n| n.output[0] == relu.input[0]).unwrap();
+    let before = graph
+        .node
+        .iter()
+        .find(|n| n.output[0] == relu.input[0])
+        .unwrap();
     assert_eq!(cast_to(before), 1);
-    let after = graph.node.iter().find(|n| n.input.first() == Some(&relu.output[0])).unwrap();
+    let after = graph
+        .node
+        .iter()
+        .find(|n| n.input.first() == Some(&relu.output[0]))
+        .unwrap();
     assert_eq!(cast_to(after), 10);
 }
 
@@ -152,7 +172,11 @@ fn weights_of_float32_nodes_are_stored_in_float16_unless_asked_not_to() {
     assert!(report.initializers_kept_float.is_empty());
     // Each weight is cast back to float32 at the top of the graph, for its Gemm.
     for t in &graph.initializer {
-        let cast = graph.node.iter().find(|n| n.input.first() == Some(&t.name)).unwrap();
+        let cast = graph
+            .node
+            .iter()
+            .find(|n| n.input.first() == Some(&t.name))
+            .unwrap();
         assert_eq!(cast_to(cast), 1, "{}", t.name);
     }
     assert!(report.output_bytes * 10 < report.input_bytes * 6);
@@ -164,7 +188,10 @@ fn weights_of_float32_nodes_are_stored_in_float16_unless_asked_not_to() {
     let (model, report) = convert(&model_bytes("digits_mlp.onnx"), &options);
     let graph = onnx::graph(&model).unwrap();
     assert!(graph.initializer.iter().all(|t| t.data_type == FLOAT));
-    assert_eq!(report.initializers_kept_float.len(), graph.initializer.len());
+    assert_eq!(
+        report.initializers_kept_float.len(),
+        graph.initializer.len()
+    );
     assert_eq!(report.tensors_converted, 0);
     // The input is cast to float32 for the first Gemm.
     assert_eq!(cast_to(&graph.node[0]), 1);
@@ -201,7 +228,11 @@ fn other_domains_stay_float32() {
     assert_eq!(report.kept_float[0].reason, KeepReason::CustomDomain);
     let graph = onnx::graph(&model).unwrap();
     let relu = node(graph, "Relu");
-    let cast = graph.node.iter().find(|n| n.output[0] == relu.input[0]).unwrap();
+    let cast = graph
+        .node
+        .iter()
+        .find(|n| n.output[0] == relu.input[0])
+        .unwrap();
     assert_eq!(cast_to(cast), 10);
 }
 
@@ -270,8 +301,14 @@ fn constants_and_their_attributes_are_converted_consistently() {
         Tensor::F16(inference::ndarray::arr0(f16::from_f32(2.0)).into_dyn())
     );
     assert_eq!(attr_tensor("b", "value").element_type(), ElementType::F16);
-    assert_eq!(attr_tensor("shape", "value").element_type(), ElementType::I64);
-    assert_eq!(attr_tensor("zeros", "value").element_type(), ElementType::F16);
+    assert_eq!(
+        attr_tensor("shape", "value").element_type(),
+        ElementType::I64
+    );
+    assert_eq!(
+        attr_tensor("zeros", "value").element_type(),
+        ElementType::F16
+    );
     assert_eq!(report.tensors_converted, 2);
     assert_eq!(report.values_clamped, 1);
     assert_eq!(report.casts_inserted, 0);
@@ -282,8 +319,16 @@ fn resize_scales_stay_float32() {
     let scales = ts::f32_initializer("scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
     let bytes = ts::model(
         vec![ts::node("Resize", &["x", "", "scales"], &["y"])],
-        vec![ts::value_info("x", ElementType::F32, &[Some(1), Some(1), Some(2), Some(2)])],
-        vec![ts::value_info("y", ElementType::F32, &[Some(1), Some(1), Some(4), Some(4)])],
+        vec![ts::value_info(
+            "x",
+            ElementType::F32,
+            &[Some(1), Some(1), Some(2), Some(2)],
+        )],
+        vec![ts::value_info(
+            "y",
+            ElementType::F32,
+            &[Some(1), Some(1), Some(4), Some(4)],
+        )],
         vec![scales],
     );
     let (model, report) = convert(&bytes, &no_block_list());
@@ -303,8 +348,16 @@ fn subgraphs_are_converted_with_their_outer_values() {
         ..Default::default()
     };
     let mut if_node = ts::node("If", &["cond"], &["y"]);
-    onnx::set_attribute(&mut if_node, "then_branch", AttributeValue::Graph(branch("Add", "t")));
-    onnx::set_attribute(&mut if_node, "else_branch", AttributeValue::Graph(branch("Mul", "e")));
+    onnx::set_attribute(
+        &mut if_node,
+        "then_branch",
+        AttributeValue::Graph(branch("Add", "t")),
+    );
+    onnx::set_attribute(
+        &mut if_node,
+        "else_branch",
+        AttributeValue::Graph(branch("Mul", "e")),
+    );
     let bytes = ts::model(
         vec![if_node],
         vec![
@@ -318,7 +371,9 @@ fn subgraphs_are_converted_with_their_outer_values() {
     let graph = onnx::graph(&model).unwrap();
     assert_eq!(graph.initializer[0].data_type, FLOAT16);
     assert_eq!(elem_types(&graph.output), [FLOAT16]);
-    let then = onnx::attr_graph(&graph.node[0], "then_branch").unwrap().unwrap();
+    let then = onnx::attr_graph(&graph.node[0], "then_branch")
+        .unwrap()
+        .unwrap();
     assert_eq!(elem_types(&then.output), [FLOAT16]);
     assert_eq!(report.casts_inserted, 0);
 
@@ -331,8 +386,13 @@ fn subgraphs_are_converted_with_their_outer_values() {
     let (model, report) = convert(&bytes, &options);
     let graph = onnx::graph(&model).unwrap();
     assert_eq!(elem_types(&graph.output), [FLOAT16]);
-    assert_eq!(graph.initializer[0].data_type, FLOAT, "only float32 reads of `w`");
-    let then = onnx::attr_graph(&graph.node[0], "then_branch").unwrap().unwrap();
+    assert_eq!(
+        graph.initializer[0].data_type, FLOAT,
+        "only float32 reads of `w`"
+    );
+    let then = onnx::attr_graph(&graph.node[0], "then_branch")
+        .unwrap()
+        .unwrap();
     assert_eq!(elem_types(&then.output), [FLOAT]);
     assert_eq!(then.node.len(), 2, "a Cast of the float16 `x`, and the Add");
     // One Cast in each branch, one after the If.

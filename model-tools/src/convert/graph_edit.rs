@@ -9,7 +9,8 @@ use super::types::FLOAT;
 
 /// Declares a float32 value as `code` (float16 or float32).
 pub(crate) fn set_elem_type(vi: &mut ValueInfoProto, code: i32) {
-    if let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_mut().and_then(|t| t.value.as_mut())
+    if let Some(type_proto::Value::TensorType(t)) =
+        vi.r#type.as_mut().and_then(|t| t.value.as_mut())
     {
         if t.elem_type == FLOAT {
             t.elem_type = code;
@@ -87,7 +88,12 @@ pub(crate) fn insert_nodes(graph: &mut GraphProto, casts: Vec<(Option<usize>, No
 pub(crate) fn outer_reads(graph: &GraphProto) -> HashSet<String> {
     let mut defined: HashSet<&str> = graph.input.iter().map(|i| i.name.as_str()).collect();
     defined.extend(graph.initializer.iter().map(|t| t.name.as_str()));
-    defined.extend(graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)));
+    defined.extend(
+        graph
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().map(String::as_str)),
+    );
     let mut reads = HashSet::new();
     for node in &graph.node {
         reads.extend(node.input.iter().filter(|i| !i.is_empty()).cloned());
@@ -120,4 +126,3 @@ pub(crate) fn collect_names(graph: &GraphProto, names: &mut HashSet<String>) {
         }
     }
 }
-

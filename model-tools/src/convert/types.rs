@@ -9,9 +9,9 @@
 
 use std::collections::HashMap;
 
+use inference::onnx;
 use inference::onnx::proto::tensor_proto::DataType;
 use inference::onnx::proto::{GraphProto, NodeProto};
-use inference::onnx;
 
 /// `TensorProto.DataType` codes by value name.
 pub(crate) type Types = HashMap<String, i32>;
@@ -113,7 +113,9 @@ fn output_type(node: &NodeProto, i: usize, types: &Types) -> Option<i32> {
             | "Not" | "IsNaN" | "IsInf",
             _,
         ) => Some(BOOL),
-        ("QuantizeLinear", _) => input(2).or_else(|| int_attr("output_dtype")).or(Some(UINT8)),
+        ("QuantizeLinear", _) => input(2)
+            .or_else(|| int_attr("output_dtype"))
+            .or(Some(UINT8)),
         ("DequantizeLinear", _) => input(1),
         ("DynamicQuantizeLinear", 1) => Some(FLOAT),
         ("DynamicQuantizeLinear", _) => Some(UINT8),
@@ -200,9 +202,10 @@ mod tests {
     #[test]
     fn constants_are_typed_by_their_attribute() {
         let mut floats = make_node("Constant", "a", &[], &["a"]);
-        floats
-            .attribute
-            .push(make_attribute("value_floats", AttributeValue::Floats(vec![1.0])));
+        floats.attribute.push(make_attribute(
+            "value_floats",
+            AttributeValue::Floats(vec![1.0]),
+        ));
         let mut ints = make_node("Constant", "b", &[], &["b"]);
         ints.attribute
             .push(make_attribute("value_int", AttributeValue::Int(3)));

@@ -60,8 +60,8 @@ fn a_backend_that_cannot_load_is_reported_not_fatal() {
         ort_library: Some("/nonexistent/libonnxruntime.so".into()),
         ..tract_only()
     };
-    let report = model_tools::compare(&mlp, &model("digits_mlp_int8.onnx"), &digits(), &options)
-        .unwrap();
+    let report =
+        model_tools::compare(&mlp, &model("digits_mlp_int8.onnx"), &digits(), &options).unwrap();
     assert_eq!(report.reference.backend, BackendKind::Tract);
     let ort = &report.latency[1];
     assert_eq!(ort.backend, BackendKind::Ort);
@@ -89,7 +89,11 @@ fn the_command_prints_a_table_and_json_with_finite_sqnr_for_int8() {
     ];
     let out = model_tools(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for expected in ["SQNR dB", "logits", "accuracy   reference", "latency p50"] {
         assert!(stdout.contains(expected), "{expected}: {stdout}");
     }
@@ -157,19 +161,30 @@ fn gates_fail_with_exit_3_and_say_why() {
         format!("--min-sqnr={}", sqnr - 1.0),
         format!("--max-accuracy-drop={}", drop + 0.5),
     ]);
-    assert_eq!(passing.status.code(), Some(0), "{}", String::from_utf8_lossy(&passing.stderr));
+    assert_eq!(
+        passing.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&passing.stderr)
+    );
 
     let low_sqnr = run(&[format!("--min-sqnr={}", sqnr + 1.0)]);
     assert_eq!(low_sqnr.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&low_sqnr.stderr);
-    assert!(stderr.contains("gate failed: output `logits` has SQNR"), "{stderr}");
+    assert!(
+        stderr.contains("gate failed: output `logits` has SQNR"),
+        "{stderr}"
+    );
     let json: serde_json::Value = serde_json::from_slice(&low_sqnr.stdout).unwrap();
     assert!(!json["gate_failures"].as_array().unwrap().is_empty());
 
     let accuracy = run(&[format!("--max-accuracy-drop={}", drop - 0.1)]);
     assert_eq!(accuracy.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&accuracy.stderr);
-    assert!(stderr.contains("gate failed: accuracy went from"), "{stderr}");
+    assert!(
+        stderr.contains("gate failed: accuracy went from"),
+        "{stderr}"
+    );
 
     // The accuracy gate without labels is a usage mistake, not a gate failure.
     let no_labels = model_tools(&[
@@ -200,7 +215,10 @@ fn malformed_models_and_missing_arrays_name_the_problem() {
     let err = model_tools::compare(&mlp, &broken, &digits(), &tract_only()).unwrap_err();
     assert!(matches!(err, CompareError::Model { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("broken.onnx") && text.contains("not a valid ONNX model"), "{text}");
+    assert!(
+        text.contains("broken.onnx") && text.contains("not a valid ONNX model"),
+        "{text}"
+    );
 
     let missing_input = CompareOptions {
         input_key: None,
@@ -209,7 +227,9 @@ fn malformed_models_and_missing_arrays_name_the_problem() {
     let err = model_tools::compare(&mlp, &mlp, &digits(), &missing_input).unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("no array `input`") && text.contains("--input-key") && text.contains("`x_test`"),
+        text.contains("no array `input`")
+            && text.contains("--input-key")
+            && text.contains("`x_test`"),
         "{text}"
     );
 
@@ -229,7 +249,10 @@ fn malformed_models_and_missing_arrays_name_the_problem() {
     let text = model_tools::compare(&mlp, &mlp, &digits(), &wrong_labels)
         .unwrap_err()
         .to_string();
-    assert!(text.contains("no labels array `labels`") && text.contains("`y_test`"), "{text}");
+    assert!(
+        text.contains("no labels array `labels`") && text.contains("`y_test`"),
+        "{text}"
+    );
 
     let not_npz = model_tools::compare(&mlp, &mlp, &broken, &tract_only())
         .unwrap_err()

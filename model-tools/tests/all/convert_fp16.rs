@@ -85,7 +85,10 @@ fn fp16_models_pass_the_onnx_checker_and_keep_their_accuracy_in_python_onnxrunti
             };
             assert_eq!(r["input_type"], io, "{name}: {r}");
             assert_eq!(r["output_type"], io, "{name}: {r}");
-            let (acc, reference) = (r["accuracy"].as_f64().unwrap(), r["reference"].as_f64().unwrap());
+            let (acc, reference) = (
+                r["accuracy"].as_f64().unwrap(),
+                r["reference"].as_f64().unwrap(),
+            );
             assert!(
                 (acc - reference).abs() * 100.0 <= 0.5,
                 "{name}: float16 accuracy {acc} vs float32 {reference}"
@@ -164,14 +167,24 @@ fn the_command_writes_the_model_and_reports_what_stayed_float32() {
         "Relu,Softmax",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("4 nodes kept"), "{stdout}");
     assert!(stdout.contains("(Relu) (block-ops)"), "{stdout}");
     assert!(stdout.contains("(Gemm) (default-block-list)"), "{stdout}");
     let model = Model::inspect(&std::fs::read(&out_path).unwrap()).unwrap();
     assert_eq!(model.inputs[0].element_type, ElementType::F32);
 
-    let out = run(&["convert", "fp16", "models/digits_mlp.onnx", out_str, "--json"]);
+    let out = run(&[
+        "convert",
+        "fp16",
+        "models/digits_mlp.onnx",
+        out_str,
+        "--json",
+    ]);
     assert!(out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["tensors_converted"], 4, "{report}");

@@ -2,10 +2,12 @@
 
 mod agents;
 mod bench;
+mod calibration;
+mod calibration_models;
 mod cli;
-mod python;
-mod push;
-mod quantize_dynamic;
-mod quantize_static;
 mod compare;
 mod convert_fp16;
+mod push;
+mod python;
+mod quantize_dynamic;
+mod quantize_static;
