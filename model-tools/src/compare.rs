@@ -380,12 +380,7 @@ impl Side {
     }
 
     /// Runs examples `start..start + n`, returning each output's shape and values.
-    fn run(
-        &self,
-        feeds: &[Feed],
-        start: usize,
-        n: usize,
-    ) -> Result<BTreeMap<String, (Vec<usize>, Vec<f64>)>, CompareError> {
+    fn run(&self, feeds: &[Feed], start: usize, n: usize) -> Result<RunOutputs, CompareError> {
         run_on(&self.model, feeds, start, n).map_err(|source| CompareError::Run {
             path: self.path.clone(),
             backend: self.model.backend(),
@@ -537,12 +532,15 @@ fn batch_is_free(sides: &[&Side]) -> bool {
 
 /// Runs `model` on examples `start..start + n` of every feed, converted to the declared
 /// element types and shapes; every output as shape and `f64` values.
+/// Each output of a run, by name: its shape and its values as f64.
+type RunOutputs = BTreeMap<String, (Vec<usize>, Vec<f64>)>;
+
 fn run_on(
     model: &Model,
     feeds: &[Feed],
     start: usize,
     n: usize,
-) -> Result<BTreeMap<String, (Vec<usize>, Vec<f64>)>, inference::Error> {
+) -> Result<RunOutputs, inference::Error> {
     let meta = model.metadata();
     let mut inputs = Vec::new();
     for feed in feeds {

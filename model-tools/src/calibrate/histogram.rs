@@ -120,7 +120,7 @@ impl SignedHistogram {
             let stride = (2.0 * self.threshold) / old_bins as f32;
             let half = floor_divide_f32(threshold - self.threshold, stride) + 1.0;
             let wanted = old_bins as f64 + 2.0 * f64::from(half.trunc());
-            if !(wanted <= MAX_HISTOGRAM_BINS as f64) {
+            if wanted.is_nan() || wanted > MAX_HISTOGRAM_BINS as f64 {
                 return Err(HistogramTooWide { bins: wanted });
             }
             let half = half as usize;
@@ -222,7 +222,7 @@ impl AbsHistogram {
             let (start, stop) = (last + width, amax + width);
             let extra = arange_len(start, stop, width);
             let wanted = self.counts.len() as f64 + extra;
-            if !(wanted <= MAX_HISTOGRAM_BINS as f64) {
+            if wanted.is_nan() || wanted > MAX_HISTOGRAM_BINS as f64 {
                 return Err(HistogramTooWide { bins: wanted });
             }
             edges.extend(arange_f32_scalars(start, stop, width));

@@ -452,6 +452,10 @@ impl Pass {
             .map(|(n, i)| (n.to_owned(), i))
             .collect();
         let mut casts: HashMap<(String, Prec), String> = HashMap::new();
+        #[allow(
+            clippy::needless_range_loop,
+            reason = "the body rewrites `graph.node[j].input[k]` while it reads `fates[j]` and the rest of `graph`"
+        )]
         for j in 0..graph.node.len() {
             for k in 0..graph.node[j].input.len() {
                 let input = graph.node[j].input[k].clone();

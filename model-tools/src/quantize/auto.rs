@@ -89,7 +89,7 @@ pub struct AutoReport {
 pub enum AutoError {
     /// Quantization itself failed.
     #[error(transparent)]
-    Quantize(#[from] QuantizeError),
+    Quantize(Box<QuantizeError>),
     /// A model could not be loaded for evaluation.
     #[error("cannot load {what} for evaluation: {source}")]
     Load {
@@ -111,6 +111,12 @@ pub enum AutoError {
     /// The budget is not a number of points.
     #[error("--max-accuracy-drop must be a finite number of points, 0 or more; got {0}")]
     BadBudget(f64),
+}
+
+impl From<QuantizeError> for AutoError {
+    fn from(e: QuantizeError) -> Self {
+        Self::Quantize(Box::new(e))
+    }
 }
 
 /// Searches for the most quantized configuration of `model` whose accuracy on `eval` is

@@ -81,7 +81,11 @@ fn a_backend_that_cannot_load_is_reported_not_fatal() {
     assert_eq!(json["reference"]["backend"], "tract", "{json}");
     let ort = &json["latency"][1];
     assert_eq!(ort["backend"], "ort", "{json}");
-    assert_eq!(ort["candidate"]["p50_ms"], serde_json::Value::Null, "{json}");
+    assert_eq!(
+        ort["candidate"]["p50_ms"],
+        serde_json::Value::Null,
+        "{json}"
+    );
     let why = ort["candidate"]["error"].as_str().unwrap();
     assert!(why.contains("/nonexistent/libonnxruntime.so"), "{why}");
 }

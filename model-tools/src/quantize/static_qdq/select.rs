@@ -172,10 +172,10 @@ pub(super) fn check(
     if !onnx::is_default_domain(&node.domain) || !STATIC_OPS.contains(&node.op_type.as_str()) {
         return Err(KeepReason::NotQuantizable);
     }
-    if options.exclude_nodes.iter().any(|n| *n == node.name) {
+    if options.exclude_nodes.contains(&node.name) {
         return Err(KeepReason::Excluded);
     }
-    if options.exclude_op_types.iter().any(|o| *o == node.op_type) {
+    if options.exclude_op_types.contains(&node.op_type) {
         return Err(KeepReason::OpTypeNotSelected);
     }
     let roles = input_roles(node, constants, options.per_channel);
