@@ -8,7 +8,7 @@ file size, accuracy against the labels (or SQNR and top-1 agreement with FP32 wh
 no labels), the p50 latency of python onnxruntime's `session.run` (one intra-op thread, batch
 1, interleaved rounds), and the wall time of the quantization itself (ours: the CLI process,
 calibration included; onnxruntime: `quant_pre_process` + `quantize_static`, calibration
-included, in this process).
+included, timed both as a python process, the counterpart of our CLI process, and in-process).
 
 Usage: python vs_onnxruntime.py --model-tools PATH [--out DIR] [--rounds N] [--only NAME,...]
 Run by scripts/quantize-vs-onnxruntime.sh, which builds the release CLI first.
@@ -114,7 +114,38 @@ def ours(tool, src, dst, npz, per_channel):
     done = subprocess.run(cmd, capture_output=True, text=True)
     took = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
+        raise RuntimeError(done.stderr.strip().splitlines()[-1])
+    return took
+
+
+ORT_PROCESS = """
+import sys, numpy as np
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+src, dst, pre, npz, name, per_channel = sys.argv[1:7]
+data = np.load(npz)[name]
+batch = 32 if data.shape[0] >= 32 else 1
+class Reader(CalibrationDataReader):
+    def __init__(self):
+        self.items = [{name: data[i:i + batch]} for i in range(0, len(data), batch)]
+    def get_next(self):
+        return self.items.pop(0) if self.items else None
+quant_pre_process(src, pre, skip_symbolic_shape=True)
+quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, per_channel=per_channel == "1", calibrate_method=CalibrationMethod.MinMax)
+"""
+
+
+def theirs_process(src, dst, input_name, npz, per_channel, workdir):
+    """onnxruntime's quantizer as a user runs it: a python process (interpreter start and
+    imports included), the counterpart of our CLI process."""
+    pre = os.path.join(workdir, "ort_pre_process.onnx")
+    cmd = [sys.executable, "-W", "ignore", "-c", ORT_PROCESS, src, dst, pre, npz, input_name, "1" if per_channel else "0"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1])
     return took
 
 
@@ -182,8 +213,8 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     print(f"onnxruntime {ort.__version__}, onnx {onnx.__version__}; load average {os.getloadavg()[0]:.2f}")
     print()
-    print("| model | quantizer | granularity | size (KB) | size vs FP32 | accuracy or SQNR vs FP32 | top-1 delta (points) | ORT p50 (µs) | quantization wall time (s) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | quantizer | granularity | size (KB) | size vs FP32 | accuracy or SQNR vs FP32 | top-1 delta (points) | ORT p50 (µs) | quantization, process (s) | onnxruntime in-process (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name, src, input_name, cal, ev, labels in specs():
         if args.only and not any(o in name for o in args.only.split(",")):
@@ -194,18 +225,29 @@ def main():
         fp32 = session(src)
         eval_batch = 32 if labels is not None else 1
         ref = outputs(fp32, input_name, ev, eval_batch)
-        results = [("FP32", "", src, 0.0)]
+        results = [("FP32", "", src, None, None)]
+        failed = []
         for per_channel in (False, True):
             gran = "per channel" if per_channel else "per tensor"
-            mine = os.path.join(workdir, f"{slug}_ours_{'pc' if per_channel else 'pt'}.onnx")
-            ort_out = os.path.join(workdir, f"{slug}_ort_{'pc' if per_channel else 'pt'}.onnx")
-            results.append(("model-tools", gran, mine, ours(args.model_tools, src, mine, npz, per_channel)))
-            results.append(("onnxruntime", gran, ort_out, theirs(src, ort_out, input_name, cal, per_channel, workdir)))
-        sessions = [session(path) for _, _, path, _ in results]
+            tag = "pc" if per_channel else "pt"
+            mine = os.path.join(workdir, f"{slug}_ours_{tag}.onnx")
+            ort_out = os.path.join(workdir, f"{slug}_ort_{tag}.onnx")
+            try:
+                results.append(("model-tools", gran, mine, ours(args.model_tools, src, mine, npz, per_channel), None))
+            except RuntimeError as e:
+                failed.append(("model-tools", gran, str(e)))
+            try:
+                in_process = theirs(src, ort_out, input_name, cal, per_channel, workdir)
+                session(ort_out)  # onnxruntime's quantizer can write a model its runtime refuses
+                as_process = theirs_process(src, ort_out, input_name, npz, per_channel, workdir)
+                results.append(("onnxruntime", gran, ort_out, as_process, in_process))
+            except Exception as e:
+                failed.append(("onnxruntime", gran, str(e).strip().splitlines()[-1][:200]))
+        sessions = [session(path) for _, _, path, _, _ in results]
         lat = p50_latencies(sessions, input_name, ev[:1], args.rounds)
         fp32_size = os.path.getsize(src)
         ref_top1 = np.argmax(ref.reshape(ref.shape[0], -1), axis=1)
-        for (quantizer, gran, path, took), sess, p50 in zip(results, sessions, lat):
+        for (quantizer, gran, path, took, in_process), sess, p50 in zip(results, sessions, lat):
             out = outputs(sess, input_name, ev, eval_batch)
             top1 = np.argmax(out.reshape(out.shape[0], -1), axis=1)
             if labels is not None:
@@ -228,11 +270,17 @@ def main():
                 "wall_s": took,
             }
             rows.append(row)
-            wall = f"{took:.2f}" if quantizer != "FP32" else ""
+            row["in_process_s"] = in_process
+            wall = f"{took:.2f}" if took is not None else ""
+            inproc = f"{in_process:.2f}" if in_process is not None else ""
             print(
                 f"| {name} | {quantizer} | {gran} | {size / 1024:.1f} | {size / fp32_size:.3f} | {quality} "
-                f"| {delta:+.2f} | {p50:.1f} | {wall} |"
+                f"| {delta:+.2f} | {p50:.1f} | {wall} | {inproc} |"
             )
+            sys.stdout.flush()
+        for quantizer, gran, why in failed:
+            rows.append({"model": name, "quantizer": quantizer, "granularity": gran, "failed": why})
+            print(f"| {name} | {quantizer} | {gran} | failed: {why} | | | | | | |")
             sys.stdout.flush()
     if args.json:
         with open(args.json, "w") as f:

@@ -257,16 +257,24 @@ pub(crate) fn write_report(
         } else {
             format!(", stored as {}", q.stored_as)
         };
+        let weight = if q.weight.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "  weight `{}` {}{}{}",
+                q.weight,
+                q.weight_type,
+                if q.per_channel { " per channel" } else { "" },
+                stored
+            )
+        };
         writeln!(
             out,
-            "  {:<width$}  {:<6} -> {:<13}  weight `{}` {}{}{}",
+            "  {:<width$}  {:<7} -> {:<13}{}",
             label(&q.node, &q.output),
             q.op_type,
             q.integer_op,
-            q.weight,
-            q.weight_type,
-            if q.per_channel { " per channel" } else { "" },
-            stored,
+            weight,
         )?;
     }
     let notable: Vec<_> = report.notable_kept().collect();

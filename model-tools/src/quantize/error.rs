@@ -70,4 +70,16 @@ pub enum QuantizeError {
         /// What stands in the way.
         detail: String,
     },
+    /// The model's opset predates the QuantizeLinear/DequantizeLinear form asked for.
+    #[error("the model imports ai.onnx opset {version}, but {what} need opset {needed}; upgrade it first with `onnx.version_converter.convert_version(model, {needed})`{alternative}")]
+    QdqOpsetTooOld {
+        /// The opset imported.
+        version: i64,
+        /// The opset needed.
+        needed: i64,
+        /// What needs it.
+        what: &'static str,
+        /// What else the user can do, starting with "; ", or empty.
+        alternative: &'static str,
+    },
 }

@@ -84,16 +84,19 @@ pub fn quantize_static(
         QDQ_OPSET
     };
     if opset < needed {
-        return Err(QuantizeError::OpsetTooOld {
+        return Err(QuantizeError::QdqOpsetTooOld {
             version: opset,
-            why: format!(
-                "QuantizeLinear/DequantizeLinear{} need opset {needed}",
-                if options.per_channel {
-                    " with a per-channel axis"
-                } else {
-                    ""
-                }
-            ),
+            needed,
+            what: if options.per_channel {
+                "per-channel DequantizeLinear (its `axis`)"
+            } else {
+                "QuantizeLinear and DequantizeLinear"
+            },
+            alternative: if options.per_channel && opset >= QDQ_OPSET {
+                "; or quantize per tensor (without --per-channel)"
+            } else {
+                ""
+            },
         });
     }
     let graph = onnx::graph_mut(&mut proto)?;

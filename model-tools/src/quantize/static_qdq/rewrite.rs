@@ -63,7 +63,10 @@ pub(super) fn rewrite(
             out.pair(&input, &input, false);
         }
     }
-    let labels: Vec<String> = nodes.iter().map(onnx::node_label).collect();
+    let labels: Vec<String> = nodes
+        .iter()
+        .map(|n| if n.name.is_empty() { n.output[0].clone() } else { n.name.clone() })
+        .collect();
     let mut report = QuantizeReport {
         quantized: Vec::new(),
         kept_float: Vec::new(),
@@ -85,7 +88,7 @@ pub(super) fn rewrite(
                     weight_type: options.weight_type,
                     stored_as: options.weight_type,
                     per_channel: false,
-                    integer_op: format!("removed: the quantized range of {} clamps", labels[*p]),
+                    integer_op: format!("folded into {}", labels[*p]),
                 });
                 continue;
             }
