@@ -65,7 +65,13 @@ pub(super) fn rewrite(
     }
     let labels: Vec<String> = nodes
         .iter()
-        .map(|n| if n.name.is_empty() { n.output[0].clone() } else { n.name.clone() })
+        .map(|n| {
+            if n.name.is_empty() {
+                n.output[0].clone()
+            } else {
+                n.name.clone()
+            }
+        })
         .collect();
     let mut report = QuantizeReport {
         quantized: Vec::new(),
