@@ -222,6 +222,7 @@ pub fn calibrate_npz(
     data: impl AsRef<Path>,
     options: &CollectOptions,
 ) -> Result<Calibration, CollectError> {
+    options.calibrator.validate()?;
     let metadata = Model::inspect(model)
         .map_err(|e| CollectError::InvalidModel(inference::error_chain(&e)))?;
     let data = CalibrationData::from_npz(data, &metadata.inputs, options.input_key.as_deref())?;

@@ -210,10 +210,10 @@ mod tests {
             .collect();
         values.push(100.0);
         h.observe(&values).unwrap();
-        // Bins of 0.1 over ±100: the narrowest candidate (129 bins, ±6.3) is chosen over
-        // any that reaches the outlier; its lower edge is clamped to the lowest value.
+        // Bins of 0.1 over ±100; candidates start at ±6.3 (129 bins): the one chosen stops
+        // far short of the outlier, and its lower edge is clamped to the lowest value.
         let r = h.entropy_range(128).unwrap();
-        assert!(r.max > 1.0 && r.max < 10.0, "{r}");
+        assert!(r.max > 6.0 && r.max < 20.0, "{r}");
         assert_eq!(r.min, h.min());
     }
 }

@@ -30,6 +30,11 @@ pub struct HistogramTooWide {
     pub bins: f64,
 }
 
+/// Whether a histogram of `bins` bins (maybe NaN or infinite) is over the limit.
+fn too_wide(bins: f64) -> bool {
+    bins.is_nan() || bins > MAX_HISTOGRAM_BINS as f64
+}
+
 /// The lowest and highest finite values, or `None` when there is none.
 pub(crate) fn finite_min_max(values: &[f32]) -> Option<(f32, f32)> {
     values
@@ -120,7 +125,7 @@ impl SignedHistogram {
             let stride = (2.0 * self.threshold) / old_bins as f32;
             let half = floor_divide_f32(threshold - self.threshold, stride) + 1.0;
             let wanted = old_bins as f64 + 2.0 * f64::from(half.trunc());
-            if wanted.is_nan() || wanted > MAX_HISTOGRAM_BINS as f64 {
+            if too_wide(wanted) {
                 return Err(HistogramTooWide { bins: wanted });
             }
             let half = half as usize;
@@ -222,7 +227,7 @@ impl AbsHistogram {
             let (start, stop) = (last + width, amax + width);
             let extra = arange_len(start, stop, width);
             let wanted = self.counts.len() as f64 + extra;
-            if wanted.is_nan() || wanted > MAX_HISTOGRAM_BINS as f64 {
+            if too_wide(wanted) {
                 return Err(HistogramTooWide { bins: wanted });
             }
             edges.extend(arange_f32_scalars(start, stop, width));
