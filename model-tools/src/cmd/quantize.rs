@@ -268,14 +268,14 @@ pub(crate) fn write_report(
                 stored
             )
         };
-        writeln!(
-            out,
+        let line = format!(
             "  {:<width$}  {:<7} -> {:<13}{}",
             label(&q.node, &q.output),
             q.op_type,
             q.integer_op,
             weight,
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     let notable: Vec<_> = report.notable_kept().collect();
     let untouched: BTreeMap<&str, usize> = report
