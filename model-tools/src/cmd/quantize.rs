@@ -74,7 +74,7 @@ pub struct DynamicArgs {
         default_value = "s8",
         value_name = "TYPE",
         ignore_case = true,
-        value_parser = weight_type_parser()
+        value_parser = quant_type_parser()
     )]
     pub weight_type: QuantType,
     /// One scale per output channel instead of one per weight tensor.
@@ -108,7 +108,8 @@ pub struct DynamicArgs {
     pub json: bool,
 }
 
-fn weight_type_parser() -> impl TypedValueParser<Value = QuantType> {
+/// `u8` or `s8`, listed in `--help`.
+pub(crate) fn quant_type_parser() -> impl TypedValueParser<Value = QuantType> {
     PossibleValuesParser::new(QuantType::ALL.map(QuantType::name))
         .try_map(|name| name.parse::<QuantType>())
 }

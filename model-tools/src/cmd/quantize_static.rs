@@ -11,7 +11,7 @@ use inference::{BackendKind, LoadOptions};
 use model_tools::calibrate::{calibrate_npz, CalibrationMethod, CalibratorConfig, CollectOptions};
 use model_tools::quantize::{quantize_static, QuantType, StaticOptions};
 
-use super::quantize::{same_file, write_report};
+use super::quantize::{quant_type_parser, same_file, write_report};
 
 pub(crate) const STATIC_ABOUT: &str = "\
 INT8 weights and activations, with ranges calibrated on data you give (QDQ format).
@@ -76,10 +76,10 @@ pub struct StaticArgs {
     #[arg(long, default_value_t = 99.999, value_name = "P")]
     pub percentile: f64,
     /// Type of the quantized activations (`u8`, onnxruntime's default, or `s8`).
-    #[arg(long, default_value = "u8", value_name = "TYPE", value_parser = type_parser())]
+    #[arg(long, default_value = "u8", value_name = "TYPE", value_parser = quant_type_parser())]
     pub activation_type: QuantType,
     /// Type of the quantized weights (`s8`, symmetric, the default; or `u8`).
-    #[arg(long, default_value = "s8", value_name = "TYPE", value_parser = type_parser())]
+    #[arg(long, default_value = "s8", value_name = "TYPE", value_parser = quant_type_parser())]
     pub weight_type: QuantType,
     /// One scale per output channel of Conv, MatMul and Gemm weights (needs opset 13).
     #[arg(long)]
@@ -104,11 +104,6 @@ pub struct StaticArgs {
 fn method_parser() -> impl TypedValueParser<Value = CalibrationMethod> {
     PossibleValuesParser::new(CalibrationMethod::ALL.map(CalibrationMethod::name))
         .try_map(|name| name.parse::<CalibrationMethod>())
-}
-
-fn type_parser() -> impl TypedValueParser<Value = QuantType> {
-    PossibleValuesParser::new(QuantType::ALL.map(QuantType::name))
-        .try_map(|name| name.parse::<QuantType>())
 }
 
 /// The calibration method and its settings these flags choose.
