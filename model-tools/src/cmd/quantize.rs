@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -138,15 +138,19 @@ pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
     }
 }
 
-fn dynamic(args: DynamicArgs) -> anyhow::Result<()> {
-    if same_file(&args.input, &args.output) {
+/// The model at `input`, after checking that `output` will not overwrite it.
+pub(crate) fn read_input(input: &Path, output: &Path) -> anyhow::Result<Vec<u8>> {
+    if same_file(input, output) {
         bail!(
             "the output `{}` is the input; write the quantized model to another file",
-            args.output.display()
+            output.display()
         );
     }
-    let bytes = std::fs::read(&args.input)
-        .with_context(|| format!("failed to read `{}`", args.input.display()))?;
+    std::fs::read(input).with_context(|| format!("failed to read `{}`", input.display()))
+}
+
+fn dynamic(args: DynamicArgs) -> anyhow::Result<()> {
+    let bytes = read_input(&args.input, &args.output)?;
     let options = DynamicOptions {
         weight_type: args.weight_type,
         per_channel: args.per_channel,
@@ -192,7 +196,7 @@ fn dynamic(args: DynamicArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,

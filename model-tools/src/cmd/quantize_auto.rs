@@ -4,15 +4,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use inference::{BackendKind, LoadOptions};
-use model_tools::calibrate::{calibrate_npz, CollectOptions};
 use model_tools::quantize::{quantize_auto, AutoOptions};
 use model_tools::Dataset;
 
-use super::quantize::{same_file, write_report};
+use super::quantize::{read_input, write_report};
 use super::quantize_static::StaticArgs;
 
 pub(crate) const AUTO_ABOUT: &str = "\
@@ -58,14 +57,7 @@ pub struct AutoArgs {
 /// Runs the search, writes the model, prints the report; `Ok(false)` when over the budget.
 pub fn run(args: AutoArgs) -> anyhow::Result<bool> {
     let q = &args.quantize;
-    if same_file(&q.input, &q.output) {
-        bail!(
-            "the output `{}` is the input; write the quantized model to another file",
-            q.output.display()
-        );
-    }
-    let bytes = std::fs::read(&q.input)
-        .with_context(|| format!("failed to read `{}`", q.input.display()))?;
+    let bytes = read_input(&q.input, &q.output)?;
     let eval = Dataset::load(&args.eval, &args.eval_split).with_context(|| {
         format!(
             "failed to read the evaluation set `{}` (split `{}`)",
@@ -73,21 +65,8 @@ pub fn run(args: AutoArgs) -> anyhow::Result<bool> {
             args.eval_split
         )
     })?;
-    let collect = CollectOptions {
-        calibrator: super::quantize_static::calibrator(q),
-        input_key: q.input_key.clone(),
-        max_samples: q.max_samples,
-        batch_size: q.batch_size,
-        load: LoadOptions::new(if q.calibrate_on_tract {
-            BackendKind::Tract
-        } else {
-            BackendKind::Ort
-        }),
-        ..CollectOptions::default()
-    };
     let started = Instant::now();
-    let calibration = calibrate_npz(&bytes, &q.calibration, &collect)
-        .with_context(|| format!("failed to calibrate `{}`", q.input.display()))?;
+    let calibration = super::quantize_static::calibrate(q, &bytes)?;
     let options = AutoOptions {
         quantization: super::quantize_static::options(q),
         max_accuracy_drop: args.max_accuracy_drop,

@@ -4,14 +4,16 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use inference::{BackendKind, LoadOptions};
-use model_tools::calibrate::{calibrate_npz, CalibrationMethod, CalibratorConfig, CollectOptions};
+use model_tools::calibrate::{
+    calibrate_npz, Calibration, CalibrationMethod, CalibratorConfig, CollectOptions,
+};
 use model_tools::quantize::{quantize_static, QuantType, StaticOptions};
 
-use super::quantize::{quant_type_parser, same_file, write_report};
+use super::quantize::{quant_type_parser, read_input, write_report};
 
 pub(crate) const STATIC_ABOUT: &str = "\
 INT8 weights and activations, with ranges calibrated on data you give (QDQ format).
@@ -107,7 +109,7 @@ fn method_parser() -> impl TypedValueParser<Value = CalibrationMethod> {
 }
 
 /// The calibration method and its settings these flags choose.
-pub(crate) fn calibrator(args: &StaticArgs) -> CalibratorConfig {
+fn calibrator(args: &StaticArgs) -> CalibratorConfig {
     match args.method {
         CalibrationMethod::Percentile => CalibratorConfig::percentile(args.percentile),
         method => CalibratorConfig::from(method),
@@ -126,18 +128,10 @@ pub(crate) fn options(args: &StaticArgs) -> StaticOptions {
     }
 }
 
-/// Calibrates, quantizes, writes the model and prints the report.
-pub fn run(args: StaticArgs) -> anyhow::Result<()> {
-    if same_file(&args.input, &args.output) {
-        bail!(
-            "the output `{}` is the input; write the quantized model to another file",
-            args.output.display()
-        );
-    }
-    let bytes = std::fs::read(&args.input)
-        .with_context(|| format!("failed to read `{}`", args.input.display()))?;
+/// Runs the calibration these flags describe on `model`.
+pub(crate) fn calibrate(args: &StaticArgs, model: &[u8]) -> anyhow::Result<Calibration> {
     let collect = CollectOptions {
-        calibrator: calibrator(&args),
+        calibrator: calibrator(args),
         input_key: args.input_key.clone(),
         max_samples: args.max_samples,
         batch_size: args.batch_size,
@@ -148,14 +142,20 @@ pub fn run(args: StaticArgs) -> anyhow::Result<()> {
         }),
         ..CollectOptions::default()
     };
-    let started = Instant::now();
-    let calibration = calibrate_npz(&bytes, &args.calibration, &collect).with_context(|| {
+    calibrate_npz(model, &args.calibration, &collect).with_context(|| {
         format!(
             "failed to calibrate `{}` on `{}`",
             args.input.display(),
             args.calibration.display()
         )
-    })?;
+    })
+}
+
+/// Calibrates, quantizes, writes the model and prints the report.
+pub fn run(args: StaticArgs) -> anyhow::Result<()> {
+    let bytes = read_input(&args.input, &args.output)?;
+    let started = Instant::now();
+    let calibration = calibrate(&args, &bytes)?;
     let options = options(&args);
     let (quantized, report) = quantize_static(&bytes, &calibration.ranges, &options)
         .with_context(|| format!("failed to quantize `{}`", args.input.display()))?;

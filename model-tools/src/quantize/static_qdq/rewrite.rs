@@ -32,11 +32,9 @@ pub(super) fn rewrite(
         .collect();
 
     // Folds: the producer now writes the removed activation's output.
-    let mut vanished = HashSet::new();
     for (i, decision) in decisions.iter().enumerate() {
         if let Decision::FoldedInto(p) = decision {
-            let output = nodes[i].output[0].clone();
-            vanished.insert(std::mem::replace(&mut nodes[*p].output[0], output));
+            nodes[*p].output[0] = nodes[i].output[0].clone();
         }
     }
     let params = activation_params(&nodes, decisions, &roles, ranges, options);
@@ -194,7 +192,6 @@ pub(super) fn rewrite(
     } = out.emitter;
     graph.node = nodes;
     graph.initializer.extend(initializers);
-    graph.value_info.retain(|v| !vanished.contains(&v.name));
     super::super::preprocess::drop_unused(graph);
     Ok(report)
 }
